@@ -1,0 +1,117 @@
+"""Serket's GMM module: classifies the latent variables of the module below.
+
+Forward message: P(class | z) per element (N x K). Backward message: the mean of each
+element's class (N x d), which the VAE uses as its prior mean. A per-element class prior
+from a module above (N x K) weighs the classification; without one it is uniform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from actors import mixture
+from runtime import Module, ModuleError, Resources, Update, UpdateContext
+from runtime.metrics import classification_scores
+
+
+class GMM(Module):
+    """Gaussian mixture over K classes, fitted by EM.
+
+    Each update runs EM from `n_init` k-means++ starts and, after the first round, from
+    the previous round's solution too, and keeps the fit of highest likelihood.
+    category: true labels, used only to score (accuracy, NMI, ARI), never to learn.
+    """
+
+    kind = "gmm"
+    resources = Resources(num_cpus=1)
+
+    def __init__(
+        self,
+        K: int,
+        itr: int = 100,
+        category: Sequence[int] | np.ndarray | None = None,
+        n_init: int = 3,
+        tol: float = 1e-4,
+        reg_covar: float = 1e-6,
+        seed: int = 0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.K = K
+        self.itr = itr
+        self.category = category
+        self.n_init = n_init
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.seed = seed
+        for field, value in (("K", K), ("itr", itr), ("n_init", n_init)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ModuleError(self.full_name, f"{field} must be a positive integer, got {value!r}")
+        if category is not None and np.ndim(category) != 1:
+            raise ModuleError(self.full_name, f"category must be 1-D labels, got shape {np.shape(category)}")
+        self.params_: mixture.MixtureParams | None = None
+
+    def output_shape(self, input_shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+        if len(input_shapes) != 1 or len(input_shapes[0]) != 2:
+            raise ValueError(f"needs one input of shape (elements, dims), got {list(input_shapes)}")
+        n = input_shapes[0][0]
+        if n < self.K:
+            raise ValueError(f"cannot split {n} elements into K={self.K} classes (need N >= K)")
+        if self.category is not None and len(self.category) != n:
+            raise ValueError(f"category has {len(self.category)} labels for {n} elements")
+        return (n, self.K)
+
+    def learn(
+        self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: UpdateContext
+    ) -> Update:
+        z = np.asarray(inputs[0], dtype=np.float64)
+        log_prior = None if backward is None else self._log_prior(backward, len(z))
+        starts = [
+            mixture.kmeans_responsibilities(z, self.K, self.seed + 1000 * ctx.round + i)
+            for i in range(self.n_init)
+        ]
+        if self.params_ is not None:
+            starts.append(mixture.e_step(z, self.params_, log_prior)[0])
+        fits = [
+            mixture.fit(z, start, log_prior, max_iter=self.itr, tol=self.tol, reg_covar=self.reg_covar)
+            for start in starts
+        ]
+        best = max(fits, key=lambda f: f.log_likelihood)
+        self.params_ = best.params
+        classes = best.responsibilities.argmax(axis=1)
+        class_means = best.params.means[classes].astype(np.float32)  # (N, d)
+        files = {
+            "class_learn.txt": classes,
+            "Pdz_learn.txt": best.responsibilities,
+            "mu_learn.txt": class_means,
+            "gmm_params.npz": self.state(),
+        }
+        metrics = {"log_likelihood": best.log_likelihood, "em_iterations": best.iterations}
+        if self.category is not None:
+            scores = classification_scores(np.asarray(self.category), classes)
+            files["acc_learn.txt"] = scores["acc"]
+            metrics.update(scores)
+        return Update(
+            forward=best.responsibilities.astype(np.float32),
+            backward=[class_means],
+            files=files,
+            metrics=metrics,
+        )
+
+    def _log_prior(self, prior: np.ndarray, n: int) -> np.ndarray:
+        if prior.shape != (n, self.K):
+            raise ValueError(f"class prior from above must have shape {(n, self.K)}, got {prior.shape}")
+        if not np.isfinite(prior).all() or (prior < 0).any() or (prior.sum(axis=1) <= 0).any():
+            raise ValueError("class prior from above must be finite, >= 0, with a positive sum per element")
+        return np.log(np.maximum(prior, 1e-300))
+
+    def state(self) -> dict[str, np.ndarray]:
+        if self.params_ is None:
+            return {}
+        return {
+            "weights": self.params_.weights,
+            "means": self.params_.means,
+            "covariances": self.params_.covariances,
+        }

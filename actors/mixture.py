@@ -1,0 +1,95 @@
+"""Gaussian-mixture EM with a per-element class prior, vectorised over elements.
+
+Written here rather than taken from scikit-learn because GaussianMixture has no way to
+weigh each element's responsibilities by a prior sent from another module (Serket's GMM
+multiplies class size x likelihood x that prior). Initialisation reuses scikit-learn's
+k-means (k-means++ seeding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import solve_triangular
+from scipy.special import logsumexp
+from sklearn.cluster import KMeans
+
+
+@dataclass(frozen=True)
+class MixtureParams:
+    weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, d)
+    covariances: np.ndarray  # (K, d, d)
+
+
+@dataclass(frozen=True)
+class MixtureFit:
+    params: MixtureParams
+    responsibilities: np.ndarray  # (N, K): P(class | z, prior)
+    log_likelihood: float  # mean over elements
+    iterations: int
+    converged: bool
+
+
+def log_gaussian(z: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> np.ndarray:
+    """log N(z_n | mean_k, cov_k) for every element and class: (N, K)."""
+    n, d = z.shape
+    out = np.empty((n, len(means)))
+    identity = np.eye(d)
+    for k, (mean, cov) in enumerate(zip(means, covariances, strict=True)):  # K classes, not N
+        cholesky = np.linalg.cholesky(cov)
+        precision_cholesky = solve_triangular(cholesky, identity, lower=True).T  # (d, d)
+        y = (z - mean) @ precision_cholesky  # (N, d)
+        log_det = np.log(np.diag(precision_cholesky)).sum()
+        out[:, k] = -0.5 * (d * np.log(2 * np.pi) + np.einsum("nd,nd->n", y, y)) + log_det
+    return out
+
+
+def m_step(z: np.ndarray, responsibilities: np.ndarray, reg_covar: float) -> MixtureParams:
+    counts = responsibilities.sum(axis=0) + 10 * np.finfo(float).eps  # (K,)
+    means = responsibilities.T @ z / counts[:, None]  # (K, d)
+    covariances = np.empty((len(means), z.shape[1], z.shape[1]))
+    for k, mean in enumerate(means):  # K classes, not N elements; keeps memory at N x d
+        centred = z - mean
+        covariances[k] = (responsibilities[:, k, None] * centred).T @ centred / counts[k]
+        covariances[k].flat[:: z.shape[1] + 1] += reg_covar
+    return MixtureParams(counts / counts.sum(), means, covariances)
+
+
+def e_step(
+    z: np.ndarray, params: MixtureParams, log_prior: np.ndarray | None
+) -> tuple[np.ndarray, float]:
+    """Responsibilities (N, K) and the mean log-likelihood per element."""
+    joint = log_gaussian(z, params.means, params.covariances) + np.log(params.weights)
+    if log_prior is not None:
+        joint += log_prior
+    norm = logsumexp(joint, axis=1, keepdims=True)
+    return np.exp(joint - norm), float(norm.mean())
+
+
+def fit(
+    z: np.ndarray,
+    initial: np.ndarray,
+    log_prior: np.ndarray | None,
+    *,
+    max_iter: int,
+    tol: float,
+    reg_covar: float,
+) -> MixtureFit:
+    """EM from initial responsibilities until the log-likelihood gains less than `tol`."""
+    responsibilities = initial
+    previous = -np.inf
+    for iteration in range(1, max_iter + 1):
+        params = m_step(z, responsibilities, reg_covar)
+        responsibilities, log_likelihood = e_step(z, params, log_prior)
+        if abs(log_likelihood - previous) < tol:
+            return MixtureFit(params, responsibilities, log_likelihood, iteration, True)
+        previous = log_likelihood
+    return MixtureFit(params, responsibilities, log_likelihood, max_iter, False)
+
+
+def kmeans_responsibilities(z: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
+    """Hard responsibilities from one k-means++ seeded k-means run: (N, K)."""
+    labels = KMeans(n_classes, init="k-means++", n_init=1, random_state=seed).fit_predict(z)
+    return np.eye(n_classes)[labels]

@@ -1,0 +1,182 @@
+"""Serket's VAE module: compresses observations to latent variables z.
+
+Loss per element: reconstruction + alpha * KL(q(z|o) || N(mu, I)), where mu is the mean of
+the element's class sent back by the module above (zeros until a message arrives). The
+networks and the optimizer live on across rounds, so every round refines the last.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from actors.vae_net import GaussianVAE, kl_to_prior, mlp, reconstruct, reconstruction_error
+from runtime import Module, ModuleError, Resources, Update, UpdateContext
+
+LOSSES = ("bce", "mse")
+_EVAL_CHUNK = 65_536  # rows encoded at once when computing z for the whole data set
+
+
+def _factory(path: str) -> object:
+    module_name, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+class VAE(Module):
+    """Variational autoencoder; its forward message is z (N x latent_dim).
+
+    encoder / decoder: optional import paths ``"package.file:function"`` of factories
+    ``f(input_dim, latent_dim) -> nn.Module`` (encoder: D -> 2L) and
+    ``f(latent_dim, input_dim) -> nn.Module`` (decoder: L -> D); or subclass and override
+    `build_networks`. num_threads: CPU threads for torch (default: all the node's cores,
+    since the modules of a round run one after another).
+    """
+
+    kind = "vae"
+    resources = Resources(num_cpus=1, num_gpus="auto")
+
+    def __init__(
+        self,
+        latent_dim: int,
+        itr: int = 200,
+        batch_size: int = 500,
+        alpha: float = 1.0,
+        loss: str = "bce",
+        hidden: Sequence[int] = (128,),
+        lr: float = 1e-3,
+        encoder: str | None = None,
+        decoder: str | None = None,
+        seed: int = 0,
+        num_threads: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.latent_dim = latent_dim
+        self.itr = itr
+        self.batch_size = batch_size
+        self.alpha = alpha
+        self.loss = loss
+        self.hidden = hidden
+        self.lr = lr
+        self.encoder = encoder
+        self.decoder = decoder
+        self.seed = seed
+        self.num_threads = num_threads
+        for field, value in (("latent_dim", latent_dim), ("itr", itr), ("batch_size", batch_size)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ModuleError(self.full_name, f"{field} must be a positive integer, got {value!r}")
+        if loss not in LOSSES:
+            raise ModuleError(self.full_name, f"loss must be one of {LOSSES}, got {loss!r}")
+        if alpha < 0:
+            raise ModuleError(self.full_name, f"alpha (KL weight) must be >= 0, got {alpha!r}")
+        self.net_: GaussianVAE | None = None
+        self.optimizer_: torch.optim.Optimizer | None = None
+
+    def output_shape(self, input_shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+        if len(input_shapes) != 1 or len(input_shapes[0]) != 2:
+            raise ValueError(f"needs one input of shape (elements, features), got {list(input_shapes)}")
+        return (input_shapes[0][0], self.latent_dim)
+
+    def build_networks(self, input_dim: int) -> GaussianVAE:
+        """The encoder and decoder; override (or pass factories) for other architectures."""
+        if self.encoder is not None and self.decoder is not None:
+            encoder = _factory(self.encoder)(input_dim, self.latent_dim)
+            decoder = _factory(self.decoder)(self.latent_dim, input_dim)
+            return GaussianVAE(encoder, decoder)
+        widths = list(self.hidden)
+        encoder = mlp([input_dim, *widths, 2 * self.latent_dim])
+        decoder = mlp([self.latent_dim, *reversed(widths), input_dim])
+        return GaussianVAE(encoder, decoder)
+
+    def learn(
+        self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: UpdateContext
+    ) -> Update:
+        observations = inputs[0]
+        n, input_dim = observations.shape
+        if self.loss == "bce" and (observations.min() < 0 or observations.max() > 1):
+            raise ValueError(
+                f"a BCE reconstruction needs observations in [0, 1], got values in "
+                f"[{observations.min():g}, {observations.max():g}]: scale them or use loss='mse'"
+            )
+        if backward is not None and backward.shape != (n, self.latent_dim):
+            raise ValueError(
+                f"prior means from above must have shape {(n, self.latent_dim)}, got {backward.shape}"
+            )
+        device = torch.device("cuda" if ctx.gpu_ids and torch.cuda.is_available() else "cpu")
+        torch.set_num_threads(self.num_threads or len(os.sched_getaffinity(0)))
+        if self.net_ is None:
+            torch.manual_seed(self.seed)
+            self.net_ = self.build_networks(input_dim).to(device)
+            self.optimizer_ = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
+        x = torch.tensor(observations, dtype=torch.float32, device=device)  # (N, D)
+        prior_mean = (
+            torch.zeros(n, self.latent_dim, device=device)
+            if backward is None
+            else torch.tensor(backward, dtype=torch.float32, device=device)
+        )  # (N, L)
+        losses = self._train(self.net_, self.optimizer_, x, prior_mean, ctx)
+        z, x_hat = self._encode_all(self.net_, x)
+        return Update(
+            forward=z,
+            backward=[x_hat],
+            files={
+                "z_learn.txt": z,
+                "x_hat_learn.npy": x_hat,
+                "loss_learn.txt": losses[:, 0],
+                "vae_params.npz": self.state(),
+            },
+            metrics={"loss": losses[-1, 0], "reconstruction": losses[-1, 1], "kl": losses[-1, 2]},
+        )
+
+    def _train(
+        self,
+        net: GaussianVAE,
+        optimizer: torch.optim.Optimizer,
+        x: torch.Tensor,
+        prior_mean: torch.Tensor,
+        ctx: UpdateContext,
+    ) -> np.ndarray:
+        """Runs `itr` epochs; returns per-epoch mean (loss, reconstruction, KL) per element."""
+        n = x.shape[0]
+        generator = torch.Generator(device=x.device).manual_seed(self.seed * 100_003 + ctx.round)
+        net.train()
+        totals = torch.zeros(self.itr, 2, device=x.device)  # summed (reconstruction, KL)
+        progress = ctx.progress(self.itr, f"{ctx.module} round {ctx.round} epochs")
+        for epoch in range(self.itr):
+            order = torch.randperm(n, device=x.device, generator=generator)
+            for start in range(0, n, self.batch_size):
+                index = order[start : start + self.batch_size]
+                batch = x[index]  # (B, D)
+                noise = torch.randn(len(index), self.latent_dim, device=x.device, generator=generator)
+                output, mean, logvar = net(batch, noise)
+                reconstruction = reconstruction_error(output, batch, self.loss)
+                kl = kl_to_prior(mean, logvar, prior_mean[index])
+                loss = (reconstruction + self.alpha * kl) / len(index)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                totals[epoch] += torch.stack([reconstruction.detach(), kl.detach()])
+            progress.update(1)
+        progress.close()
+        per_element = (totals / n).cpu().numpy()
+        total = per_element[:, :1] + self.alpha * per_element[:, 1:]
+        return np.hstack([total, per_element])
+
+    @torch.no_grad()
+    def _encode_all(self, net: GaussianVAE, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        net.eval()
+        z_parts, x_hat_parts = [], []
+        for chunk in x.split(_EVAL_CHUNK):
+            mean, _ = net.encode(chunk)  # the posterior mean is the element's z
+            z_parts.append(mean.cpu())
+            x_hat_parts.append(reconstruct(net.decoder(mean), self.loss).cpu())
+        return torch.cat(z_parts).numpy(), torch.cat(x_hat_parts).numpy()
+
+    def state(self) -> dict[str, np.ndarray]:
+        if self.net_ is None:
+            return {}
+        return {key: value.detach().cpu().numpy() for key, value in self.net_.state_dict().items()}

@@ -1,0 +1,61 @@
+"""The VAE's networks and loss terms, in plain PyTorch (nothing here knows about messages).
+
+Shapes: B batch, D observed features, L latent dimensions, H hidden units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def mlp(sizes: Sequence[int]) -> nn.Sequential:
+    """Linear layers of the given widths with ReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for width_in, width_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(width_in, width_out), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+class GaussianVAE(nn.Module):
+    """Encoder to a diagonal Gaussian q(z|o); decoder from z to the observation's space.
+
+    The encoder must output 2L numbers per element (mean, then log-variance); the decoder
+    outputs D numbers: logits for a BCE reconstruction, values for an MSE one.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, logvar = self.encoder(x).chunk(2, dim=1)  # (B, L), (B, L)
+        return mean, logvar
+
+    def forward(
+        self, x: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mean, logvar = self.encode(x)
+        z = mean + noise * torch.exp(0.5 * logvar)  # reparameterisation, (B, L)
+        return self.decoder(z), mean, logvar  # (B, D), (B, L), (B, L)
+
+
+def kl_to_prior(mean: torch.Tensor, logvar: torch.Tensor, prior_mean: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, diag exp(logvar)) || N(prior_mean, I)), summed over the batch."""
+    return 0.5 * ((mean - prior_mean).square() + logvar.exp() - 1.0 - logvar).sum()
+
+
+def reconstruction_error(output: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """Negative log-likelihood of x, summed over the batch: Bernoulli (BCE) or Gaussian (MSE)."""
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(output, x, reduction="sum")
+    return 0.5 * F.mse_loss(output, x, reduction="sum")
+
+
+def reconstruct(output: torch.Tensor, kind: str) -> torch.Tensor:
+    """The decoder's output as an observation: probabilities for BCE, values for MSE."""
+    return torch.sigmoid(output) if kind == "bce" else output

@@ -1,0 +1,1 @@
+"""Command line, recipes, data loading, plots and benchmarks."""

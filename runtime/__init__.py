@@ -1,0 +1,25 @@
+"""serket-ray's message-passing core: modules as Ray actors exchanging msgpack messages.
+
+The tutorial's ``import serket as srk`` becomes ``import runtime as srk``.
+"""
+
+from runtime.errors import DataError, MessageError, ModuleError, SerketError
+from runtime.module import Module, Resources, Update, UpdateContext
+from runtime.observation import Observation
+from runtime.session import Session, current, init, shutdown
+
+__all__ = [
+    "DataError",
+    "MessageError",
+    "Module",
+    "ModuleError",
+    "Observation",
+    "Resources",
+    "SerketError",
+    "Session",
+    "Update",
+    "UpdateContext",
+    "current",
+    "init",
+    "shutdown",
+]

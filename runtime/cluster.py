@@ -1,0 +1,56 @@
+"""Ray start-up, joining a cluster, and bounded remote calls that fail with clear errors."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+from runtime.errors import ModuleError, SerketError
+
+LOOPBACK = "127.0.0.1"
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
+    """Join the cluster at `address` (or $RAY_ADDRESS), else start an embedded local Ray.
+
+    Returns True when this call started Ray. The embedded instance listens on loopback
+    only and keeps Ray's token authentication on (Ray's default for local clusters).
+    """
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level="warning")
+    else:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _node_ip_address=LOOPBACK,
+            logging_level="warning",
+        )
+    return True
+
+
+def cluster_has_gpu() -> bool:
+    return ray.cluster_resources().get("GPU", 0) >= 1
+
+
+def wait(ref: Any, *, who: str, what: str, timeout_s: float | None) -> Any:
+    """ray.get with a deadline; errors come back as SerketErrors naming `who`.
+
+    A SerketError raised inside an actor is re-raised as itself, so the caller sees the
+    module's own message rather than Ray's wrapper around it.
+    """
+    try:
+        return ray.get(ref, timeout=timeout_s)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, SerketError):
+            raise exc.cause.with_traceback(None) from None
+        raise ModuleError(who, f"{what} failed: {type(exc.cause).__name__}: {exc.cause}") from None
+    except GetTimeoutError:
+        raise ModuleError(who, f"{what} did not finish within {timeout_s:g} s") from None
+    except RayActorError as exc:
+        raise ModuleError(who, f"its actor died during {what}: {exc}") from None

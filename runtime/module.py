@@ -1,0 +1,140 @@
+"""The module API: what a generative module is, receives and returns.
+
+A module class does two jobs, like a scikit-learn estimator:
+
+* In the driver it is the handle a user builds a model with (Serket's API): the
+  constructor only stores its parameters, `connect()` wires it to its inputs and `update()`
+  asks the coordinator to run one update of it.
+* Inside its Ray actor, a copy rebuilt from the same parameters does the learning:
+  `learn()` gets its inputs' forward messages and its own backward message and returns an
+  `Update`.
+
+So that a copy can be rebuilt elsewhere without pickle, every constructor parameter must
+be stored under its own name (`self.K = K`) and be msgpack-encodable (numbers, strings,
+lists, dicts, numeric ndarrays). Learned state ends in `_`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+import numpy as np
+
+from runtime.errors import ModuleError
+
+if TYPE_CHECKING:
+    from runtime.observation import Observation
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a module's actor asks Ray for.
+
+    num_gpus="auto" asks for one GPU when the cluster has one, else none: the same model
+    file runs on a laptop and on a GPU cluster. `custom` names custom node resources
+    (``{"sensor_node": 1}``) to pin a module to the nodes that advertise them.
+    """
+
+    num_cpus: float = 1
+    num_gpus: float | Literal["auto"] = 0
+    custom: Mapping[str, float] = field(default_factory=dict)
+
+
+class Progress(Protocol):
+    def update(self, n: int = 1) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class UpdateContext:
+    """What the runtime tells a module about the update it runs."""
+
+    module: str  # full name, e.g. "module001_vae"
+    round: int  # 1 for the module's first update
+    gpu_ids: Sequence[int]  # accelerators Ray assigned to this actor (empty on CPU)
+    progress: Callable[[int, str], Progress]  # progress(total, description)
+
+
+@dataclass
+class Update:
+    """What one update of a module produces.
+
+    forward: the message to every module connected above (one row per data element).
+    backward: one message per connected input, in connect order (None: nothing to send).
+    files: results to write under the module's directory, by file name: ``.txt`` holds
+        an array or a number, ``.npy`` an array, ``.npz`` a dict of arrays.
+    metrics: numbers to report per round (accuracy, loss, ...).
+    """
+
+    forward: np.ndarray
+    backward: Sequence[np.ndarray | None] = ()
+    files: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+class Module:
+    """Base class of every module; see the module docstring for the contract."""
+
+    kind: ClassVar[str] = "module"  # default name: the directory is moduleNNN_<name>
+    resources: ClassVar[Resources] = Resources()
+
+    def __init__(self, name: str | None = None) -> None:
+        from runtime import session  # the driver-side half; imported late to stay light
+
+        self.name = name or self.kind
+        self._handle = session.ModuleHandle(self)
+
+    # ---- driver side: Serket's API ------------------------------------------------
+    def connect(self, *inputs: Module | Observation) -> None:
+        """Wire this module to the modules or observations below it (they feed it)."""
+        self._handle.connect(inputs)
+
+    def update(self) -> dict[str, Any]:
+        """Run one update of this module through the coordinator; returns its report."""
+        return self._handle.update()
+
+    @property
+    def full_name(self) -> str:
+        """The Serket name, e.g. ``module001_vae``."""
+        return self._handle.full_name
+
+    # ---- both sides ---------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters by name, read back from the attributes that store them."""
+        signature = inspect.signature(type(self).__init__)
+        params = {}
+        for name, parameter in signature.parameters.items():
+            if name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                continue
+            if not hasattr(self, name):
+                raise ModuleError(
+                    type(self).__name__,
+                    f"constructor parameter {name!r} is not stored as self.{name}; modules "
+                    "store every parameter under its own name so they can be rebuilt remotely",
+                )
+            params[name] = getattr(self, name)
+        return params
+
+    def output_shape(self, input_shapes: Sequence[Shape]) -> Shape:
+        """Check the inputs' shapes at connect time and give this module's forward shape.
+
+        Runs in the driver before any actor starts, so bad wiring fails early with a clear
+        message. Raise `ValueError` with the problem; the runtime names the module.
+        """
+        raise NotImplementedError
+
+    # ---- actor side ---------------------------------------------------------------
+    def learn(
+        self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: UpdateContext
+    ) -> Update:
+        """One update: learn from the inputs and the message from above."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Learned state as named arrays (saved as the module's parameters)."""
+        return {}

@@ -1,0 +1,54 @@
+"""Observations: the data at the bottom of a model (Serket's srk.Observation)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runtime import session
+from runtime.errors import DataError
+
+
+def validated_data(data: object, source: str) -> np.ndarray:
+    """Return `data` as a finite 2-D float32 array (elements x features) or raise DataError."""
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError) as exc:
+        raise DataError(source, f"cannot be read as an array ({exc})") from None
+    if array.dtype.kind not in "biuf":
+        raise DataError(source, f"must be numeric, got dtype {array.dtype}")
+    if array.ndim != 2:
+        hint = " (one feature per element? use data.reshape(-1, 1))" if array.ndim == 1 else ""
+        raise DataError(source, f"must be 2-D (elements x features), got shape {array.shape}{hint}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(source, f"is empty: shape {array.shape}")
+    finite = np.isfinite(array)
+    if not finite.all():
+        rows = np.flatnonzero(~finite.all(axis=1))
+        raise DataError(
+            source,
+            f"holds NaN or inf in {rows.size} element(s), first at row {rows[0]}",
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+class Observation:
+    """Data (elements x features) that modules connect to; it sends the data forward.
+
+    The data is validated here, in the caller's process, and travels to the cluster once,
+    through Ray's object store, however many rounds read it.
+    """
+
+    kind = "obs"
+
+    def __init__(self, data: object, name: str | None = None) -> None:
+        self.name = name or self.kind
+        self.data = validated_data(data, f"Observation {self.name!r}")
+        self._handle = session.ObservationHandle(self)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape
+
+    @property
+    def full_name(self) -> str:
+        return self._handle.full_name

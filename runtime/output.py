@@ -1,0 +1,82 @@
+"""Result files: per module and per round, written atomically on the driver's machine.
+
+Layout under the output root::
+
+    module001_vae/round_003/z_learn.txt   every round kept
+    module001_vae/z_learn.txt             the latest round (a hard link to the above)
+    history.jsonl                         one line per module update: round, seconds, metrics
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.errors import ModuleError
+
+
+def _atomic(path: Path, write: Any) -> None:
+    """Write through `write(file)` to a temporary name, then rename: no truncated files."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        write(handle)
+    os.replace(temporary, path)
+
+
+def _write_value(path: Path, value: Any) -> None:
+    suffix = path.suffix
+    if suffix == ".txt":
+        array = np.asarray(value)
+        fmt = "%d" if array.dtype.kind in "biu" else "%.7g"
+        _atomic(path, lambda f: np.savetxt(f, np.atleast_1d(array), fmt=fmt))
+    elif suffix == ".npy":
+        _atomic(path, lambda f: np.save(f, np.asarray(value), allow_pickle=False))
+    elif suffix == ".npz":
+        arrays = {key: np.asarray(v) for key, v in dict(value).items()}
+        _atomic(path, lambda f: np.savez(f, **arrays))
+    elif suffix == ".json":
+        _atomic(path, lambda f: f.write(json.dumps(value, indent=2).encode()))
+    else:
+        raise ValueError(f"no writer for {path.name!r} (use .txt, .npy, .npz or .json)")
+
+
+def _link_latest(source: Path, latest: Path) -> None:
+    temporary = latest.with_name(latest.name + ".tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:  # file systems without hard links
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, latest)
+
+
+class ResultWriter:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def write_round(self, module: str, round_: int, files: Mapping[str, Any]) -> None:
+        module_dir = self.root / module
+        round_dir = module_dir / f"round_{round_:03d}"
+        round_dir.mkdir(parents=True, exist_ok=True)
+        for name, value in files.items():
+            if Path(name).name != name or name.startswith("."):
+                raise ModuleError(module, f"result file name {name!r} must be a plain file name")
+            try:
+                _write_value(round_dir / name, value)
+            except ValueError as exc:
+                raise ModuleError(module, f"cannot write {name}: {exc}") from None
+            _link_latest(round_dir / name, module_dir / name)
+
+    def write_json(self, name: str, value: Any) -> None:
+        _write_value(self.root / name, value)
+
+    def append_history(self, record: Mapping[str, Any]) -> None:
+        with open(self.root / "history.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")

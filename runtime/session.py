@@ -1,0 +1,237 @@
+"""The driver's side of a model: numbering, wiring and calls to the coordinator actor.
+
+Modules and observations are numbered in creation order, as in Serket (module000_obs,
+module001_vae, ...). The first `connect()` starts Ray (or joins $RAY_ADDRESS) and the
+coordinator actor; from then on every update is a call to the coordinator, whether it
+comes from a user's script or from the command line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from runtime import cluster, codec
+from runtime.errors import ModuleError
+
+if TYPE_CHECKING:
+    from runtime.module import Module, Shape
+    from runtime.observation import Observation
+
+
+class Session:
+    """One model under construction or running: its numbering, coordinator and output root."""
+
+    def __init__(
+        self,
+        output_root: str | Path = ".",
+        *,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        update_timeout_s: float = 3600.0,
+        start_timeout_s: float = 120.0,
+    ) -> None:
+        self.output_root = Path(output_root).resolve()
+        self.address = address
+        self.num_cpus = num_cpus
+        self.update_timeout_s = update_timeout_s
+        self.start_timeout_s = start_timeout_s
+        self.startup_seconds: float | None = None
+        self._numbers = itertools.count()
+        self._coordinator: Any = None
+        self._started_ray = False
+
+    def next_number(self) -> int:
+        return next(self._numbers)
+
+    @property
+    def coordinator(self) -> Any:
+        """The coordinator actor, started (with Ray, if needed) on first use."""
+        if self._coordinator is None:
+            from runtime.coordinator import Coordinator
+
+            began = time.perf_counter()
+            self._started_ray = cluster.connect(self.address, num_cpus=self.num_cpus)
+            # Pinned to the driver's node so that every result file lands on this machine.
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+            self._coordinator = (
+                ray.remote(Coordinator)
+                .options(num_cpus=0, scheduling_strategy=here)
+                .remote(str(self.output_root), self.update_timeout_s, self.start_timeout_s)
+            )
+            self.startup_seconds = time.perf_counter() - began
+        return self._coordinator
+
+    def call(self, method: str, *args: Any, who: str, what: str, timeout_s: float | None) -> Any:
+        ref = getattr(self.coordinator, method).remote(*args)
+        return cluster.wait(ref, who=who, what=what, timeout_s=timeout_s)
+
+    def register_observation(self, handle: ObservationHandle) -> None:
+        envelope = codec.Envelope(
+            sender=handle.full_name,
+            receiver=codec.BROADCAST,
+            kind="forward",
+            round=0,
+            payload=handle.observation.data,
+        )
+        # Put once in the object store; the list keeps Ray from resolving the reference
+        # on its way to the coordinator, which only passes it on to the modules.
+        message = ray.put(codec.encode(envelope))
+        self.call(
+            "add_observation", handle.full_name, [message],
+            who=handle.full_name, what="registration", timeout_s=self.start_timeout_s,
+        )  # fmt: skip
+
+    def register_module(self, handle: ModuleHandle, inputs: list[str]) -> None:
+        module = handle.module
+        spec = codec.pack(
+            {
+                "name": handle.full_name,
+                "class_path": class_path(module),
+                "params": module.get_params(),
+                "inputs": inputs,
+                "resources": {
+                    "num_cpus": module.resources.num_cpus,
+                    "num_gpus": module.resources.num_gpus,
+                    "custom": dict(module.resources.custom),
+                },
+            }
+        )
+        self.call("add_module", spec, who=handle.full_name, what="registration",
+                  timeout_s=self.start_timeout_s)  # fmt: skip
+
+    def update(self, name: str) -> dict[str, Any]:
+        report = self.call("update", name, who=name, what="update", timeout_s=self.update_timeout_s)
+        return codec.unpack(report)
+
+    def placements(self) -> list[dict[str, Any]]:
+        """Where each module's actor runs: node, IP, process id, accelerators."""
+        described = self.call("placements", who="coordinator", what="placements",
+                              timeout_s=self.start_timeout_s)  # fmt: skip
+        return codec.unpack(described)
+
+    def close(self) -> None:
+        """Stop the coordinator (its module actors go with it) and Ray, if we started it."""
+        if self._coordinator is not None:
+            ray.kill(self._coordinator)
+            self._coordinator = None
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
+
+
+def class_path(module: Module) -> str:
+    """Where an actor imports the module's class from: ``package.file:Class``."""
+    cls = type(module)
+    if cls.__module__ == "__main__":
+        raise ModuleError(
+            module.name,
+            f"class {cls.__name__} is defined in the script being run; define modules in an "
+            "importable file (e.g. my_modules.py beside the script) so actors can import them",
+        )
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+class ObservationHandle:
+    def __init__(self, observation: Observation) -> None:
+        self.observation = observation
+        self.session = current()
+        self.full_name = f"module{self.session.next_number():03d}_{observation.name}"
+        self.registered = False
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.observation.shape
+
+    def ensure_registered(self) -> None:
+        if not self.registered:
+            self.session.register_observation(self)
+            self.registered = True
+
+
+class ModuleHandle:
+    def __init__(self, module: Module) -> None:
+        self.module = module
+        self.session = current()
+        self.full_name = f"module{self.session.next_number():03d}_{module.name}"
+        self.inputs: list[ModuleHandle | ObservationHandle] = []
+        self.output_shape: Shape | None = None
+
+    def ensure_registered(self) -> None:
+        if self.output_shape is None:
+            raise ModuleError(self.full_name, "is used as an input before its own connect()")
+
+    def connect(self, inputs: tuple[Any, ...]) -> None:
+        from runtime.module import Module
+        from runtime.observation import Observation
+
+        if self.inputs:
+            raise ModuleError(self.full_name, "connect() was already called; a module connects once")
+        if not inputs:
+            raise ModuleError(self.full_name, "connect() needs at least one module or observation")
+        handles = []
+        for position, item in enumerate(inputs):
+            if not isinstance(item, (Module, Observation)):
+                raise ModuleError(
+                    self.full_name,
+                    f"connect() argument {position} is a {type(item).__name__}, not a module or "
+                    "Observation (wrap data in runtime.Observation(...))",
+                )
+            if item._handle.session is not self.session:
+                raise ModuleError(self.full_name, f"{item.full_name} belongs to another session")
+            handles.append(item._handle)
+        shapes = []
+        for handle in handles:
+            handle.ensure_registered()
+            shapes.append(handle.output_shape)
+        try:
+            output_shape = tuple(self.module.output_shape(shapes))
+        except ValueError as exc:
+            raise ModuleError(self.full_name, str(exc)) from None
+        self.session.register_module(self, [h.full_name for h in handles])
+        self.inputs = handles
+        self.output_shape = output_shape
+
+    def update(self) -> dict[str, Any]:
+        if not self.inputs:
+            raise ModuleError(
+                self.full_name, "update() called before connect(); connect it to its inputs first"
+            )
+        return self.session.update(self.full_name)
+
+
+_current: Session | None = None
+
+
+def current() -> Session:
+    """The session new modules join; created with defaults on first use."""
+    global _current
+    if _current is None:
+        _current = Session()
+    return _current
+
+
+def init(output_root: str | Path = ".", *, address: str | None = None, **options: Any) -> Session:
+    """Start a new session (numbering from module000) writing results under `output_root`.
+
+    `address` joins an existing Ray cluster; without it $RAY_ADDRESS is used, else an
+    embedded local Ray starts. Options: num_cpus, update_timeout_s, start_timeout_s.
+    """
+    global _current
+    if _current is not None:
+        _current.close()
+    _current = Session(output_root, address=address, **options)
+    return _current
+
+
+def shutdown() -> None:
+    """Close the current session; the next module created starts a fresh one."""
+    global _current
+    if _current is not None:
+        _current.close()
+        _current = None
