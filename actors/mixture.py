@@ -35,25 +35,34 @@ class MixtureFit:
 def log_gaussian(z: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> np.ndarray:
     """log N(z_n | mean_k, cov_k) for every element and class: (N, K)."""
     n, d = z.shape
-    out = np.empty((n, len(means)))
+    k = len(means)
     identity = np.eye(d)
-    for k, (mean, cov) in enumerate(zip(means, covariances, strict=True)):  # K classes, not N
-        cholesky = np.linalg.cholesky(cov)
-        precision_cholesky = solve_triangular(cholesky, identity, lower=True).T  # (d, d)
-        y = (z - mean) @ precision_cholesky  # (N, d)
-        log_det = np.log(np.diag(precision_cholesky)).sum()
-        out[:, k] = -0.5 * (d * np.log(2 * np.pi) + np.einsum("nd,nd->n", y, y)) + log_det
-    return out
+    precision_cholesky = np.stack(  # (K, d, d): L_k^-T, so that cov_k^-1 = P_k P_k^T
+        [solve_triangular(np.linalg.cholesky(c), identity, lower=True).T for c in covariances]
+    )
+    shifts = np.einsum("kd,kde->ke", means, precision_cholesky)  # (K, d)
+    # One matrix product for all classes: (N, d) @ (d, K*d) -> (N, K, d).
+    y = (z @ precision_cholesky.transpose(1, 0, 2).reshape(d, k * d)).reshape(n, k, d) - shifts
+    log_det = np.log(np.diagonal(precision_cholesky, axis1=1, axis2=2)).sum(axis=1)  # (K,)
+    return -0.5 * (d * np.log(2 * np.pi) + np.einsum("nkd,nkd->nk", y, y)) + log_det
 
 
-def m_step(z: np.ndarray, responsibilities: np.ndarray, reg_covar: float) -> MixtureParams:
+def outer_products(z: np.ndarray) -> np.ndarray:
+    """z_n z_n^T flattened, (N, d*d): computed once per data set, reused by every M-step."""
+    n, d = z.shape
+    return (z[:, :, None] * z[:, None, :]).reshape(n, d * d)
+
+
+def m_step(
+    z: np.ndarray, outer: np.ndarray, responsibilities: np.ndarray, reg_covar: float
+) -> MixtureParams:
+    d = z.shape[1]
     counts = responsibilities.sum(axis=0) + 10 * np.finfo(float).eps  # (K,)
     means = responsibilities.T @ z / counts[:, None]  # (K, d)
-    covariances = np.empty((len(means), z.shape[1], z.shape[1]))
-    for k, mean in enumerate(means):  # K classes, not N elements; keeps memory at N x d
-        centred = z - mean
-        covariances[k] = (responsibilities[:, k, None] * centred).T @ centred / counts[k]
-        covariances[k].flat[:: z.shape[1] + 1] += reg_covar
+    # E[z z^T] per class as one matrix product over the outer products, minus m m^T.
+    second_moment = (responsibilities.T @ outer).reshape(-1, d, d) / counts[:, None, None]
+    covariances = second_moment - means[:, :, None] * means[:, None, :]
+    covariances += reg_covar * np.eye(d)
     return MixtureParams(counts / counts.sum(), means, covariances)
 
 
@@ -76,12 +85,14 @@ def fit(
     max_iter: int,
     tol: float,
     reg_covar: float,
+    outer: np.ndarray | None = None,
 ) -> MixtureFit:
     """EM from initial responsibilities until the log-likelihood gains less than `tol`."""
+    outer = outer_products(z) if outer is None else outer
     responsibilities = initial
     previous = -np.inf
     for iteration in range(1, max_iter + 1):
-        params = m_step(z, responsibilities, reg_covar)
+        params = m_step(z, outer, responsibilities, reg_covar)
         responsibilities, log_likelihood = e_step(z, params, log_prior)
         if abs(log_likelihood - previous) < tol:
             return MixtureFit(params, responsibilities, log_likelihood, iteration, True)

@@ -68,7 +68,9 @@ class VAE(Module):
         self.num_threads = num_threads
         for field, value in (("latent_dim", latent_dim), ("itr", itr), ("batch_size", batch_size)):
             if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ModuleError(self.full_name, f"{field} must be a positive integer, got {value!r}")
+                raise ModuleError(
+                    self.full_name, f"{field} must be a positive integer, got {value!r}"
+                )
         if loss not in LOSSES:
             raise ModuleError(self.full_name, f"loss must be one of {LOSSES}, got {loss!r}")
         if alpha < 0:
@@ -78,7 +80,9 @@ class VAE(Module):
 
     def output_shape(self, input_shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         if len(input_shapes) != 1 or len(input_shapes[0]) != 2:
-            raise ValueError(f"needs one input of shape (elements, features), got {list(input_shapes)}")
+            raise ValueError(
+                f"needs one input of shape (elements, features), got {list(input_shapes)}"
+            )
         return (input_shapes[0][0], self.latent_dim)
 
     def build_networks(self, input_dim: int) -> GaussianVAE:
@@ -104,14 +108,15 @@ class VAE(Module):
             )
         if backward is not None and backward.shape != (n, self.latent_dim):
             raise ValueError(
-                f"prior means from above must have shape {(n, self.latent_dim)}, got {backward.shape}"
+                f"prior means from above must have shape {(n, self.latent_dim)}, "
+                f"got {backward.shape}"
             )
         device = torch.device("cuda" if ctx.gpu_ids and torch.cuda.is_available() else "cpu")
         torch.set_num_threads(self.num_threads or len(os.sched_getaffinity(0)))
         if self.net_ is None:
             torch.manual_seed(self.seed)
             self.net_ = self.build_networks(input_dim).to(device)
-            self.optimizer_ = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
+            self.optimizer_ = torch.optim.Adam(self.net_.parameters(), lr=self.lr, fused=True)
         x = torch.tensor(observations, dtype=torch.float32, device=device)  # (N, D)
         prior_mean = (
             torch.zeros(n, self.latent_dim, device=device)
@@ -151,7 +156,9 @@ class VAE(Module):
             for start in range(0, n, self.batch_size):
                 index = order[start : start + self.batch_size]
                 batch = x[index]  # (B, D)
-                noise = torch.randn(len(index), self.latent_dim, device=x.device, generator=generator)
+                noise = torch.randn(
+                    len(index), self.latent_dim, device=x.device, generator=generator
+                )
                 output, mean, logvar = net(batch, noise)
                 reconstruction = reconstruction_error(output, batch, self.loss)
                 kl = kl_to_prior(mean, logvar, prior_mean[index])

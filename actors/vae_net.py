@@ -5,6 +5,7 @@ Shapes: B batch, D observed features, L latent dimensions, H hidden units.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -15,7 +16,7 @@ from torch import nn
 def mlp(sizes: Sequence[int]) -> nn.Sequential:
     """Linear layers of the given widths with ReLU between them (none after the last)."""
     layers: list[nn.Module] = []
-    for width_in, width_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for width_in, width_out in itertools.pairwise(sizes):
         layers += [nn.Linear(width_in, width_out), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 

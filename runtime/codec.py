@@ -144,7 +144,9 @@ def decode(
     value = unpack(data, max_bytes=max_bytes)
     if not isinstance(value, dict) or set(value) != set(_ENVELOPE_FIELDS):
         found = sorted(value) if isinstance(value, dict) else type(value).__name__
-        raise MessageError(f"not a message envelope: expected fields {_ENVELOPE_FIELDS}, got {found}")
+        raise MessageError(
+            f"not a message envelope: expected fields {_ENVELOPE_FIELDS}, got {found}"
+        )
     if value["schema"] != SCHEMA_VERSION:
         raise MessageError(
             f"message from {value['sender']!r} has schema version {value['schema']!r}; "

@@ -65,9 +65,13 @@ class Coordinator:
         spec = codec.unpack(spec_bytes)
         name = spec["name"]
         self._check_new(name)
-        unknown = [i for i in spec["inputs"] if i not in self._modules and i not in self._observations]
+        unknown = [
+            i for i in spec["inputs"] if i not in self._modules and i not in self._observations
+        ]
         if unknown:
-            raise ModuleError(name, f"connects to {unknown[0]}, which the coordinator does not know")
+            raise ModuleError(
+                name, f"connects to {unknown[0]}, which the coordinator does not know"
+            )
         options = _ray_options(name, spec["resources"])
         inputs = [(i, i in self._modules) for i in spec["inputs"]]
         actor = (

@@ -55,14 +55,16 @@ class ModuleHost:
 
     def describe(self) -> bytes:
         context = ray.get_runtime_context()
-        return codec.pack({
-            "module": self._name,
-            "node_id": context.get_node_id(),
-            "node_ip": ray.util.get_node_ip_address(),
-            "hostname": socket.gethostname(),
-            "pid": os.getpid(),
-            "gpu_ids": [int(i) for i in ray.get_gpu_ids()],
-        })
+        return codec.pack(
+            {
+                "module": self._name,
+                "node_id": context.get_node_id(),
+                "node_ip": ray.util.get_node_ip_address(),
+                "hostname": socket.gethostname(),
+                "pid": os.getpid(),
+                "gpu_ids": [int(i) for i in ray.get_gpu_ids()],
+            }
+        )
 
     def update(self, round_: int, backward: bytes | None, *inputs: bytes) -> tuple[Any, ...]:
         """Returns msgpack bytes: report, files, forward message, one backward message per input."""
@@ -112,7 +114,10 @@ class ModuleHost:
     def _check(self, result: Update, arrays: list[np.ndarray]) -> None:
         if not isinstance(result, Update):
             raise ModuleError(self._name, f"learn() returned {type(result).__name__}, not Update")
-        if not isinstance(result.forward, np.ndarray) or result.forward.shape[0] != arrays[0].shape[0]:
+        if (
+            not isinstance(result.forward, np.ndarray)
+            or result.forward.shape[0] != arrays[0].shape[0]
+        ):
             raise ModuleError(
                 self._name,
                 f"forward message must be an array with one row per element "

@@ -109,7 +109,10 @@ class Module:
         signature = inspect.signature(type(self).__init__)
         params = {}
         for name, parameter in signature.parameters.items():
-            if name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            if name == "self" or parameter.kind in (
+                parameter.VAR_POSITIONAL,
+                parameter.VAR_KEYWORD,
+            ):
                 continue
             if not hasattr(self, name):
                 raise ModuleError(

@@ -52,20 +52,25 @@ class Session:
     @property
     def coordinator(self) -> Any:
         """The coordinator actor, started (with Ray, if needed) on first use."""
-        if self._coordinator is None:
-            from runtime.coordinator import Coordinator
-
-            began = time.perf_counter()
-            self._started_ray = cluster.connect(self.address, num_cpus=self.num_cpus)
-            # Pinned to the driver's node so that every result file lands on this machine.
-            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-            self._coordinator = (
-                ray.remote(Coordinator)
-                .options(num_cpus=0, scheduling_strategy=here)
-                .remote(str(self.output_root), self.update_timeout_s, self.start_timeout_s)
-            )
-            self.startup_seconds = time.perf_counter() - began
+        self.start()
         return self._coordinator
+
+    def start(self) -> None:
+        """Start or join Ray and start the coordinator actor, once."""
+        if self._coordinator is not None:
+            return
+        from runtime.coordinator import Coordinator
+
+        began = time.perf_counter()
+        self._started_ray = cluster.connect(self.address, num_cpus=self.num_cpus)
+        # Pinned to the driver's node so that every result file lands on this machine.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self._coordinator = (
+            ray.remote(Coordinator)
+            .options(num_cpus=0, scheduling_strategy=here)
+            .remote(str(self.output_root), self.update_timeout_s, self.start_timeout_s)
+        )
+        self.startup_seconds = time.perf_counter() - began
 
     def call(self, method: str, *args: Any, who: str, what: str, timeout_s: float | None) -> Any:
         ref = getattr(self.coordinator, method).remote(*args)
@@ -79,6 +84,7 @@ class Session:
             round=0,
             payload=handle.observation.data,
         )
+        self.start()  # before ray.put, which would otherwise start Ray without our options
         # Put once in the object store; the list keeps Ray from resolving the reference
         # on its way to the coordinator, which only passes it on to the modules.
         message = ray.put(codec.encode(envelope))
@@ -171,7 +177,9 @@ class ModuleHandle:
         from runtime.observation import Observation
 
         if self.inputs:
-            raise ModuleError(self.full_name, "connect() was already called; a module connects once")
+            raise ModuleError(
+                self.full_name, "connect() was already called; a module connects once"
+            )
         if not inputs:
             raise ModuleError(self.full_name, "connect() needs at least one module or observation")
         handles = []

@@ -1,0 +1,33 @@
+# Set-up, demo and tests: every target installs what it needs into .venv first.
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+# A CPU build of torch unless this machine has an NVIDIA GPU: no multi-GB CUDA download
+# on machines that cannot use it. Override with `make TORCH=...`.
+HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
+TORCH   ?= $(if $(HAS_GPU),torch==2.13.0,torch==2.13.0+cpu)
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: setup  ## the tutorial on the embedded digits, embedded local Ray
+	$(BIN)/serket-ray tutorial --out runs/tutorial
+
+test: setup  ## the whole test suite
+	$(BIN)/python -m pytest -q
+
+bench: setup  ## tutorial settings: Ray actors vs one process, timings and scores
+	$(BIN)/serket-ray bench
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) runs serket_output .pytest_cache

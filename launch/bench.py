@@ -1,0 +1,117 @@
+"""Benchmark: the tutorial through Ray actors, then the same modules in this one process.
+
+Both runs use the same data, settings and seed, one after the other in one command, so
+their ratio is the cost of Ray and messaging (start-up reported apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from statistics import fmean
+from typing import Any
+
+import numpy as np
+import torch
+
+import runtime as srk
+from actors import gmm, vae
+from launch import data, recipes
+from runtime.module import UpdateContext
+
+
+class _Silent:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Timing:
+    whole: float = 0.0
+    startup: float = 0.0
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {"vae": [], "gmm": []})
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def time_ray(
+    images: np.ndarray, labels: np.ndarray, settings: recipes.TutorialSettings, args: Any
+) -> Timing:
+    timing = Timing()
+    began = time.perf_counter()
+    session = srk.init(args.out, address=args.address, num_cpus=args.num_cpus)
+    try:
+        modules = recipes.build_vae_gmm(images, labels, settings)
+        session.placements()  # returns once every actor has started
+        timing.startup = time.perf_counter() - began
+        reports = recipes.run_rounds(list(modules), settings.rounds)
+        timing.whole = time.perf_counter() - began
+    finally:
+        srk.shutdown()
+    for report in reports:
+        timing.seconds[report["module"].split("_", 1)[1]].append(report["wall_seconds"])
+    timing.scores = reports[-1]["metrics"]
+    return timing
+
+
+def time_in_process(
+    images: np.ndarray, labels: np.ndarray, settings: recipes.TutorialSettings
+) -> Timing:
+    """The modules' own `learn` calls, chained by hand: no Ray, no messages, no files."""
+    timing = Timing()
+    gpu_ids = [0] if torch.cuda.is_available() else []
+    began = time.perf_counter()
+    vae1 = vae.VAE(
+        settings.latent_dim, itr=settings.epochs, batch_size=settings.batch_size, seed=settings.seed
+    )
+    gmm1 = gmm.GMM(settings.classes, category=labels, seed=settings.seed)
+    prior_means = None
+    for round_ in range(1, settings.rounds + 1):
+        started = time.perf_counter()
+        z = vae1.learn(
+            [images], prior_means, UpdateContext("vae", round_, gpu_ids, _silent)
+        ).forward
+        timing.seconds["vae"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        result = gmm1.learn([z], None, UpdateContext("gmm", round_, [], _silent))
+        timing.seconds["gmm"].append(time.perf_counter() - started)
+        prior_means = result.backward[0]
+    timing.whole = time.perf_counter() - began
+    timing.scores = dict(result.metrics)
+    return timing
+
+
+def _silent(_total: int, _description: str) -> _Silent:
+    return _Silent()
+
+
+def run(settings: recipes.TutorialSettings, args: argparse.Namespace) -> None:
+    digits, _ = data.tutorial_digits()
+    images, labels = digits.images, digits.labels
+    device = "CUDA" if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"benchmark: {len(images)} digits, {settings}, VAE on {device}", flush=True)
+    hosted = time_ray(images, labels, settings, args)
+    print(f"Ray run done in {hosted.whole:.1f} s; now the same modules in one process", flush=True)
+    local = time_in_process(images, labels, settings)
+    rows = [
+        ("whole run (s)", f"{hosted.whole:.1f}", f"{local.whole:.1f}"),
+        ("  of which Ray start-up (s)", f"{hosted.startup:.1f}", "-"),
+        *(
+            (f"{name.upper()} update, mean (s)", f"{fmean(hosted.seconds[name]):.3f}",
+             f"{fmean(local.seconds[name]):.3f}")
+            for name in ("vae", "gmm")
+        ),
+        *(
+            (f"final {k}", f"{hosted.scores[k]:.3f}", f"{local.scores[k]:.3f}")
+            for k in ("acc", "nmi", "ari")
+        ),
+    ]  # fmt: skip
+    print(f"\n{'':30}{'Ray actors':>12}{'one process':>14}")
+    for label, ray_value, local_value in rows:
+        print(f"{label:30}{ray_value:>12}{local_value:>14}")
+    after_startup = hosted.whole - hosted.startup
+    print(f"\nRay + messaging overhead, start-up excluded: {after_startup / local.whole - 1:+.1%}")
+    print(f"Ray + messaging overhead, start-up included: {hosted.whole / local.whole - 1:+.1%}")

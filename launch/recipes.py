@@ -1,0 +1,52 @@
+"""The tutorial model (VAE + GMM), built with the same Python API a user's script uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import runtime as srk
+from actors import gmm, vae
+
+
+@dataclass(frozen=True)
+class TutorialSettings:
+    """The Serket tutorial's settings by default."""
+
+    rounds: int = 5
+    epochs: int = 200
+    batch_size: int = 500
+    latent_dim: int = 18
+    classes: int = 10
+    seed: int = 0
+
+
+def build_vae_gmm(
+    data: np.ndarray, labels: np.ndarray | None, settings: TutorialSettings
+) -> tuple[vae.VAE, gmm.GMM]:
+    """obs -> VAE -> GMM, connected as in the tutorial, in the current session."""
+    obs = srk.Observation(data)
+    vae1 = vae.VAE(
+        settings.latent_dim, itr=settings.epochs, batch_size=settings.batch_size, seed=settings.seed
+    )
+    gmm1 = gmm.GMM(settings.classes, category=labels, seed=settings.seed)
+    vae1.connect(obs)
+    gmm1.connect(vae1)
+    return vae1, gmm1
+
+
+def run_rounds(
+    modules: list[srk.Module],
+    rounds: int,
+    on_round: Callable[[int, list[dict[str, Any]]], None] = lambda _round, _reports: None,
+) -> list[dict[str, Any]]:
+    """Update the modules in order, `rounds` times; returns every update's report."""
+    reports: list[dict[str, Any]] = []
+    for round_ in range(1, rounds + 1):
+        this_round = [module.update() for module in modules]
+        reports += this_round
+        on_round(round_, this_round)
+    return reports
