@@ -7,6 +7,9 @@ BIN     := $(VENV)/bin
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 TORCH   ?= $(if $(HAS_GPU),torch==2.13.0,torch==2.13.0+cpu)
 
+# A run on one machine keeps Ray's traffic on loopback (Ray's single-machine mode).
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
+
 .PHONY: setup demo test bench lint clean
 
 setup: $(VENV)/.installed

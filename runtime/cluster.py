@@ -10,14 +10,14 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from runtime.errors import ModuleError, SerketError
 
-LOOPBACK = "127.0.0.1"
-
 
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     """Join the cluster at `address` (or $RAY_ADDRESS), else start an embedded local Ray.
 
-    Returns True when this call started Ray. The embedded instance listens on loopback
-    only and keeps Ray's token authentication on (Ray's default for local clusters).
+    Returns True when this call started Ray. Ray's token authentication stays on (its
+    default for local clusters). The embedded instance binds the machine's address, or
+    loopback only where RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set before Ray was imported
+    (as `make demo` and the tests do).
     """
     if ray.is_initialized():
         return False
@@ -25,12 +25,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, logging_level="warning")
     else:
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            _node_ip_address=LOOPBACK,
-            logging_level="warning",
-        )
+        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="warning")
     return True
 
 

@@ -1,0 +1,126 @@
+"""The msgpack message codec: round trips and every way a message can be bad."""
+
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from runtime import codec
+from runtime.errors import MessageError
+
+NUMERIC_DTYPES = st.one_of(
+    hnp.boolean_dtypes(),
+    hnp.integer_dtypes(endianness="="),
+    hnp.unsigned_integer_dtypes(endianness="="),
+    hnp.floating_dtypes(endianness="="),
+    hnp.complex_number_dtypes(endianness="="),
+    hnp.integer_dtypes(endianness=">"),
+    hnp.floating_dtypes(endianness=">"),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(NUMERIC_DTYPES, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0)))
+def test_arrays_round_trip_with_dtype_shape_and_values(array):
+    back = codec.unpack(codec.pack({"a": array}))["a"]
+    assert back.shape == array.shape
+    assert back.dtype == array.dtype.newbyteorder("<") or back.dtype == array.dtype
+    np.testing.assert_array_equal(back, array)
+
+
+@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=2)), st.integers(0, 10**6))
+def test_envelope_round_trip(array, round_):
+    envelope = codec.Envelope("module001_vae", "module002_gmm", "backward", round_, array)
+    back = codec.decode(codec.encode(envelope), receiver="module002_gmm", kind="backward")
+    assert (back.sender, back.receiver, back.kind, back.round) == (
+        "module001_vae", "module002_gmm", "backward", round_,
+    )  # fmt: skip
+    np.testing.assert_array_equal(back.payload, array)
+
+
+def test_non_contiguous_arrays_travel_in_c_order():
+    array = np.arange(24, dtype=np.int16).reshape(4, 6)[:, ::2]
+    np.testing.assert_array_equal(codec.unpack(codec.pack(array)), array)
+
+
+@pytest.mark.parametrize("dtype", [object, "U3", "S3", "V4"])
+def test_non_numeric_arrays_are_refused(dtype):
+    with pytest.raises(MessageError, match="only bool, integer, float and complex"):
+        codec.pack(np.zeros(3, dtype=dtype))
+
+
+def _message() -> bytes:
+    payload = np.arange(12, dtype=np.float64).reshape(3, 4)
+    return codec.encode(codec.Envelope("module001_vae", codec.BROADCAST, "forward", 1, payload))
+
+
+def test_every_truncation_is_a_clear_error():
+    data = _message()
+    for cut in range(len(data)):
+        with pytest.raises(MessageError):
+            codec.decode(data[:cut])
+
+
+@given(st.binary(max_size=256))
+def test_random_bytes_never_decode_to_an_envelope(data):
+    with pytest.raises(MessageError):
+        codec.decode(data)
+
+
+def test_array_claiming_more_bytes_than_it_carries():
+    header = msgpack.packb(["<f8", [1000]])
+    ext = msgpack.ExtType(
+        codec.NDARRAY_EXT, len(header).to_bytes(4, "little") + header + b"\0" * 16
+    )
+    with pytest.raises(MessageError, match=r"claims 8000 bytes .* but carries 16"):
+        codec.unpack(msgpack.packb(ext))
+
+
+def test_array_with_object_dtype_in_header_is_refused():
+    header = msgpack.packb(["|O", [1]])
+    ext = msgpack.ExtType(codec.NDARRAY_EXT, len(header).to_bytes(4, "little") + header + b"\0" * 8)
+    with pytest.raises(MessageError, match="refused dtype"):
+        codec.unpack(msgpack.packb(ext))
+
+
+def test_unknown_extension_type_is_refused():
+    with pytest.raises(MessageError, match="unknown msgpack extension type 7"):
+        codec.unpack(msgpack.packb(msgpack.ExtType(7, b"xx")))
+
+
+def test_oversized_message_is_refused_on_both_sides():
+    big = np.zeros(1000)
+    with pytest.raises(MessageError, match="over the limit of 1000"):
+        codec.pack(big, max_bytes=1000)
+    data = codec.pack(big)
+    with pytest.raises(MessageError, match="over the limit of 1000"):
+        codec.unpack(data, max_bytes=1000)
+
+
+def test_wrong_schema_version_is_named():
+    fields = {"schema": 99, "sender": "a", "receiver": "b", "kind": "forward", "round": 1}
+    data = msgpack.packb({**fields, "payload": None})
+    with pytest.raises(MessageError, match="schema version 99"):
+        codec.decode(data)
+
+
+def test_misdelivered_and_wrong_kind_messages_name_the_parties():
+    data = codec.encode(codec.Envelope("module002_gmm", "module001_vae", "backward", 3, None))
+    with pytest.raises(
+        MessageError, match=r"addressed to 'module001_vae'.*delivered to 'module009_x'"
+    ):
+        codec.decode(data, receiver="module009_x")
+    with pytest.raises(MessageError, match="backward message where a forward message"):
+        codec.decode(data, receiver="module001_vae", kind="forward")
+
+
+def test_values_that_msgpack_cannot_hold_are_refused():
+    with pytest.raises(MessageError, match="cannot encode a value of type set"):
+        codec.pack({"a": {1, 2}})
+
+
+def test_decoded_arrays_are_read_only_views():
+    back = codec.unpack(codec.pack(np.ones(4)))
+    assert not back.flags.writeable

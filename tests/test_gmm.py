@@ -1,0 +1,97 @@
+"""The GMM module's learning, run directly (no Ray): blobs, class priors, validation."""
+
+import numpy as np
+import pytest
+
+from actors.gmm import GMM
+from runtime import ModuleError
+from runtime.metrics import classification_scores, matched_accuracy
+from runtime.module import UpdateContext
+from tests.conftest import blobs
+
+
+class _Silent:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def context(round_=1):
+    return UpdateContext("module002_gmm", round_, [], lambda total, desc: _Silent())
+
+
+CENTRES = 8.0 * np.eye(4, 6)
+
+
+def test_well_separated_blobs_are_classified_almost_perfectly():
+    z, labels = blobs(100, CENTRES, spread=1.0)
+    gmm = GMM(4, category=labels)
+    update = gmm.learn([z], None, context())
+    assert update.metrics["acc"] > 0.98
+    assert update.forward.shape == (400, 4)
+    np.testing.assert_allclose(update.forward.sum(axis=1), 1.0, rtol=1e-5)
+    classes = np.asarray(update.files["class_learn.txt"])
+    # The backward message is, for every element, the mean of its class.
+    np.testing.assert_allclose(update.backward[0], gmm.params_.means[classes], rtol=1e-5)
+    assert update.backward[0].shape == (400, 6)
+    assert update.files["acc_learn.txt"] == update.metrics["acc"]
+
+
+def test_a_class_prior_from_above_decides_ambiguous_elements():
+    # Two overlapping classes: the likelihood alone cannot separate them.
+    z, labels = blobs(100, np.array([[0.0, 0.0], [0.3, 0.0]]), spread=1.0)
+    without = GMM(2, category=labels).learn([z], None, context())
+    assert without.metrics["acc"] < 0.8
+    prior = np.full((len(z), 2), 0.02)
+    prior[np.arange(len(z)), labels] = 0.98
+    with_prior = GMM(2, category=labels).learn([z], prior, context())
+    assert with_prior.metrics["acc"] > 0.95
+
+
+def test_a_uniform_prior_changes_nothing():
+    z, _ = blobs(50, CENTRES, spread=1.0)
+    plain = GMM(4, seed=3).learn([z], None, context())
+    uniform = GMM(4, seed=3).learn([z], np.full((len(z), 4), 0.25), context())
+    np.testing.assert_allclose(plain.forward, uniform.forward, atol=1e-5)
+
+
+def test_prior_of_the_wrong_shape_is_refused():
+    z, _ = blobs(20, CENTRES, spread=1.0)
+    with pytest.raises(ValueError, match=r"class prior from above must have shape \(80, 4\)"):
+        GMM(4).learn([z], np.ones((80, 3)), context())
+
+
+def test_later_rounds_keep_the_best_of_warm_start_and_restarts():
+    z, labels = blobs(100, CENTRES, spread=1.0)
+    gmm = GMM(4, category=labels)
+    first = gmm.learn([z], None, context(1))
+    second = gmm.learn([z], None, context(2))
+    assert second.metrics["log_likelihood"] >= first.metrics["log_likelihood"] - 1e-6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"K": 0}, "K must be a positive integer, got 0"), ({"K": 3, "itr": -1}, "itr must be")],
+)
+def test_bad_parameters_name_the_module(kwargs, message):
+    with pytest.raises(ModuleError, match=message) as caught:
+        GMM(**kwargs)
+    assert "gmm" in str(caught.value)
+
+
+def test_connect_time_checks():
+    with pytest.raises(ValueError, match="cannot split 5 elements into K=10"):
+        GMM(10).output_shape([(5, 2)])
+    with pytest.raises(ValueError, match="category has 3 labels for 5 elements"):
+        GMM(2, category=[0, 1, 0]).output_shape([(5, 2)])
+    assert GMM(2).output_shape([(5, 2)]) == (5, 2)
+
+
+def test_matched_accuracy_is_optimal_under_relabelling():
+    truth = np.array([0, 0, 1, 1, 2, 2])
+    assert matched_accuracy(truth, np.array([2, 2, 0, 0, 1, 1])) == 1.0
+    scores = classification_scores(truth, np.array([1, 1, 1, 0, 2, 2]))
+    assert scores["acc"] == pytest.approx(5 / 6)
+    assert 0 < scores["nmi"] < 1 and 0 < scores["ari"] < 1

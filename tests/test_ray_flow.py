@@ -1,0 +1,127 @@
+"""Through Ray: the command line end to end, and bad input failing clearly in the caller.
+
+One embedded Ray (2 CPUs) serves the whole file.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+import runtime as srk
+from actors import gmm, vae
+from launch import cli
+
+pytestmark = pytest.mark.usefixtures("local_ray")
+
+
+def test_command_line_runs_user_files_and_reports(tmp_path, digits, capsys):
+    np.save(tmp_path / "data.npy", digits.images)
+    np.savetxt(tmp_path / "labels.txt", digits.labels, fmt="%d")
+    out = tmp_path / "out"
+    code = cli.main([
+        "tutorial", "--data", str(tmp_path / "data.npy"), "--labels", str(tmp_path / "labels.txt"),
+        "--rounds", "2", "--epochs", "3", "--batch-size", "100", "--latent-dim", "6",
+        "-K", "10", "--seed", "1", "--out", str(out),
+    ])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "round 1/2" in printed and "round 2/2" in printed
+    assert "module001_vae on" in printed and "module002_gmm on" in printed
+    table = printed[printed.index("round    acc") :].splitlines()
+    assert [row.split()[0] for row in table[2:4]] == ["1", "2"]
+    assert np.loadtxt(out / "module001_vae" / "z_learn.txt").shape == (200, 6)
+    assert np.loadtxt(out / "module002_gmm" / "class_learn.txt").shape == (200,)
+    assert (out / "latent_pca.png").stat().st_size > 10_000
+    placements = json.loads((out / "placements.json").read_text())
+    assert [p["module"] for p in placements] == ["module001_vae", "module002_gmm"]
+    assert len((out / "history.jsonl").read_text().splitlines()) == 4
+
+
+def test_command_line_reports_bad_files_without_a_traceback(tmp_path, capsys):
+    (tmp_path / "bad.txt").write_text("1 2\n3 oops\n")
+    code = cli.main(["tutorial", "--data", str(tmp_path / "bad.txt"), "--out", str(tmp_path)])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "bad.txt" in error and "cannot be read as a numeric matrix" in error
+    assert "Traceback" not in error
+
+
+def test_update_before_connect_names_the_module(session):
+    vae1 = vae.VAE(4)
+    with pytest.raises(srk.ModuleError, match=r"module000_vae: update\(\) called before connect"):
+        vae1.update()
+
+
+def test_connecting_to_something_that_is_not_a_module(session, digits):
+    vae1 = vae.VAE(4)
+    with pytest.raises(
+        srk.ModuleError, match="argument 0 is a ndarray, not a module or Observation"
+    ):
+        vae1.connect(digits.images)
+
+
+def test_fewer_elements_than_classes_fails_at_connect(session, digits):
+    obs = srk.Observation(digits.images[:5])
+    vae1, gmm1 = vae.VAE(4), gmm.GMM(10)
+    vae1.connect(obs)
+    with pytest.raises(srk.ModuleError, match="module002_gmm: cannot split 5 elements into K=10"):
+        gmm1.connect(vae1)
+
+
+def test_category_of_the_wrong_length_fails_at_connect(session, digits):
+    obs = srk.Observation(digits.images)
+    vae1, gmm1 = vae.VAE(4), gmm.GMM(10, category=digits.labels[:-1])
+    vae1.connect(obs)
+    with pytest.raises(srk.ModuleError, match="category has 199 labels for 200 elements"):
+        gmm1.connect(vae1)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (np.array([[0.0, np.nan], [1.0, 0.0]]), "NaN or inf in 1 element"),
+        (np.array([[0.0, np.inf]]), "NaN or inf"),
+        (np.zeros(5), r"must be 2-D .* got shape \(5,\)"),
+        (np.zeros((0, 3)), "is empty"),
+        (np.array([["a", "b"]]), "must be numeric"),
+    ],
+)
+def test_bad_data_is_refused_in_the_callers_process(session, data, message):
+    with pytest.raises(srk.DataError, match=message):
+        srk.Observation(data)
+
+
+def test_a_failure_inside_an_actor_names_the_module_and_keeps_earlier_results(session, digits):
+    obs = srk.Observation(digits.images * 255)  # not in [0, 1]: the BCE loss refuses it
+    vae1 = vae.VAE(4, itr=1, loss="mse", batch_size=100)
+    vae1.connect(obs)
+    vae1.update()
+    written = (session.output_root / "module001_vae" / "z_learn.txt").read_text()
+
+    obs2 = srk.Observation(digits.images * 255)
+    vae2 = vae.VAE(4, itr=1, batch_size=100)
+    vae2.connect(obs2)
+    with pytest.raises(srk.ModuleError, match=r"module003_vae: update 1 failed: ValueError: a BCE"):
+        vae2.update()
+    assert (session.output_root / "module001_vae" / "z_learn.txt").read_text() == written
+    assert not (session.output_root / "module003_vae").exists()
+
+
+def test_updating_a_module_before_its_input_module_has_sent_anything(session, digits):
+    obs = srk.Observation(digits.images)
+    vae1, gmm1 = vae.VAE(4, itr=1, batch_size=100), gmm.GMM(3)
+    vae1.connect(obs)
+    gmm1.connect(vae1)
+    with pytest.raises(srk.ModuleError, match="module001_vae has sent no forward message yet"):
+        gmm1.update()
+
+
+def test_modules_defined_in_the_running_script_are_refused(session, digits):
+    class ScriptModule(srk.Module):
+        def output_shape(self, shapes):
+            return shapes[0]
+
+    ScriptModule.__module__ = "__main__"
+    with pytest.raises(srk.ModuleError, match="defined in the script being run"):
+        ScriptModule().connect(srk.Observation(digits.images))

@@ -1,0 +1,76 @@
+"""The tutorial script, as the reference writes it (only the imports differ), end to end.
+
+Runs in its own process, which starts its own embedded Ray, on 200 digits so that the
+reference's own settings (200 epochs, batch 500, 5 rounds) finish in seconds.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    import runtime as srk
+    from actors import vae, gmm
+
+    obs = srk.Observation( np.loadtxt( "data.txt" ) )
+    data_category = np.loadtxt( "category.txt" )
+
+    vae1 = vae.VAE( 18, itr=200, batch_size=500 )
+    gmm1 = gmm.GMM( 10, category=data_category )
+
+    vae1.connect( obs )  # connect obs to vae1
+    gmm1.connect( vae1 )  # connect vae1 to gmm1
+
+    for i in range(5):
+        vae1.update()  # train vae1
+        gmm1.update()  # train gmm1
+    """
+)
+
+
+def test_reference_script_runs_and_writes_the_reference_files(tmp_path, digits):
+    np.savetxt(tmp_path / "data.txt", digits.images, fmt="%.4f")
+    np.savetxt(tmp_path / "category.txt", digits.labels, fmt="%d")
+    (tmp_path / "tutorial.py").write_text(SCRIPT)
+    done = subprocess.run(
+        [sys.executable, "tutorial.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    n = len(digits.labels)
+    vae_dir, gmm_dir = tmp_path / "module001_vae", tmp_path / "module002_gmm"
+    assert np.loadtxt(vae_dir / "z_learn.txt").shape == (n, 18)
+    assert np.load(vae_dir / "x_hat_learn.npy").shape == (n, 784)
+    assert np.loadtxt(vae_dir / "loss_learn.txt").shape == (200,)
+    with np.load(vae_dir / "vae_params.npz") as params:
+        assert params["encoder.0.weight"].shape == (128, 784)
+    classes = np.loadtxt(gmm_dir / "class_learn.txt")
+    assert classes.shape == (n,) and set(np.unique(classes)) <= set(range(10))
+    accuracy = float(np.loadtxt(gmm_dir / "acc_learn.txt"))
+    assert 0.2 < accuracy <= 1.0
+    probabilities = np.loadtxt(gmm_dir / "Pdz_learn.txt")
+    assert probabilities.shape == (n, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+    assert np.loadtxt(gmm_dir / "mu_learn.txt").shape == (n, 18)
+    with np.load(gmm_dir / "gmm_params.npz") as params:
+        assert params["covariances"].shape == (10, 18, 18)
+
+    # Every round is kept, and the top-level files are the last round's.
+    for module_dir in (vae_dir, gmm_dir):
+        assert sorted(p.name for p in module_dir.glob("round_*")) == [
+            f"round_{r:03d}" for r in range(1, 6)
+        ]
+    assert (gmm_dir / "round_005" / "class_learn.txt").read_text() == (
+        gmm_dir / "class_learn.txt"
+    ).read_text()
+    history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert [(h["module"], h["round"]) for h in history] == [
+        (m, r) for r in range(1, 6) for m in ("module001_vae", "module002_gmm")
+    ]
+    assert history[-1]["metrics"]["acc"] == pytest.approx(accuracy, rel=1e-6)

@@ -1,0 +1,112 @@
+"""The VAE module and its loss terms, run directly (no Ray)."""
+
+import numpy as np
+import pytest
+import torch
+
+from actors.vae import VAE
+from actors.vae_net import kl_to_prior
+from runtime import ModuleError
+from runtime.module import UpdateContext
+
+
+class _Counting:
+    def __init__(self):
+        self.count = 0
+
+    def update(self, n=1):
+        self.count += n
+
+    def close(self):
+        pass
+
+
+def context(round_=1, bars=None):
+    def progress(total, description):
+        bar = _Counting()
+        if bars is not None:
+            bars.append(bar)
+        return bar
+
+    return UpdateContext("module001_vae", round_, [], progress)
+
+
+def test_kl_is_zero_at_the_prior_and_grows_with_the_distance_to_its_mean():
+    mean = torch.tensor([[1.0, 2.0]])
+    zero_logvar = torch.zeros(1, 2)
+    assert kl_to_prior(mean, zero_logvar, mean).item() == pytest.approx(0.0)
+    # With unit variance the KL is half the squared distance to the prior mean.
+    assert kl_to_prior(mean, zero_logvar, torch.zeros(1, 2)).item() == pytest.approx(2.5)
+
+
+def test_loss_goes_down_and_files_have_the_right_shapes(digits):
+    bars = []
+    vae = VAE(4, itr=15, batch_size=50, hidden=(32,))
+    update = vae.learn([digits.images], None, context(bars=bars))
+    losses = np.asarray(update.files["loss_learn.txt"])
+    assert losses.shape == (15,)
+    assert losses[-1] < 0.8 * losses[0]
+    assert update.forward.shape == (200, 4)
+    assert update.files["x_hat_learn.npy"].shape == (200, 784)
+    assert set(update.files["vae_params.npz"]) >= {"encoder.0.weight", "decoder.2.bias"}
+    assert bars[0].count == 15  # one progress step per epoch
+
+
+def test_the_prior_mean_from_above_pulls_the_latent_variables(digits):
+    target = np.full((200, 4), 3.0, dtype=np.float32)
+    free = VAE(4, itr=30, batch_size=50, hidden=(32,), seed=1)
+    pulled = VAE(4, itr=30, batch_size=50, hidden=(32,), seed=1)
+    z_free = free.learn([digits.images], None, context()).forward
+    z_pulled = pulled.learn([digits.images], target, context()).forward
+    assert abs(z_free.mean()) < 1.0  # N(0, I) prior: centred
+    assert z_pulled.mean() > 2.0  # N(3, I) prior: pulled towards 3
+
+
+def test_weights_and_optimizer_carry_over_between_rounds(digits):
+    vae = VAE(4, itr=3, batch_size=50, hidden=(32,))
+    vae.learn([digits.images], None, context(1))
+    network, optimizer = vae.net_, vae.optimizer_
+    second = vae.learn([digits.images], None, context(2))
+    assert vae.net_ is network and vae.optimizer_ is optimizer
+    first_loss_round_2 = second.files["loss_learn.txt"][0]
+    assert (
+        first_loss_round_2
+        < VAE(4, itr=1, batch_size=50, hidden=(32,))
+        .learn([digits.images], None, context())
+        .files["loss_learn.txt"][0]
+    )
+
+
+def test_bce_needs_data_in_unit_range(digits):
+    with pytest.raises(ValueError, match=r"BCE reconstruction needs observations in \[0, 1\]"):
+        VAE(4, itr=1).learn([digits.images * 255], None, context())
+    VAE(4, itr=1, loss="mse").learn([digits.images * 255], None, context())
+
+
+def test_prior_means_of_the_wrong_shape_are_refused(digits):
+    with pytest.raises(ValueError, match=r"prior means from above must have shape \(200, 4\)"):
+        VAE(4, itr=1).learn([digits.images], np.zeros((200, 3), np.float32), context())
+
+
+def test_user_networks_by_import_path(digits):
+    vae = VAE(
+        3, itr=2, batch_size=100, encoder="tests.networks:encoder", decoder="tests.networks:decoder"
+    )
+    update = vae.learn([digits.images], None, context())
+    assert update.forward.shape == (200, 3)
+    assert "encoder.1.weight" in update.files["vae_params.npz"]  # the user's layer names
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"latent_dim": 0}, "latent_dim must be a positive integer"),
+        ({"latent_dim": 2, "batch_size": 0}, "batch_size must be a positive integer"),
+        ({"latent_dim": 2, "loss": "xent"}, "loss must be one of"),
+        ({"latent_dim": 2, "alpha": -1}, "alpha"),
+    ],
+)
+def test_bad_parameters_name_the_module(kwargs, message):
+    with pytest.raises(ModuleError, match=message) as caught:
+        VAE(**kwargs)
+    assert "_vae" in caught.value.module
