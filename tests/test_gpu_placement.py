@@ -18,14 +18,14 @@ def gpu_cluster():
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     gpu_node = cluster.add_node(num_cpus=1, num_gpus=1)
     cluster.wait_for_nodes()
-    ray.init(address=cluster.address, logging_level="warning")
-    yield gpu_node
+    yield cluster, gpu_node
     ray.shutdown()
     cluster.shutdown()
 
 
 def test_vae_lands_on_the_gpu_node_and_the_gmm_does_not(gpu_cluster, tmp_path, digits):
-    session = srk.init(tmp_path)
+    cluster, gpu_node = gpu_cluster
+    session = srk.init(tmp_path, address=cluster.address)  # joins, as with $RAY_ADDRESS
     try:
         obs = srk.Observation(digits.images)
         vae1 = vae.VAE(4, itr=2, batch_size=100)
@@ -33,9 +33,9 @@ def test_vae_lands_on_the_gpu_node_and_the_gmm_does_not(gpu_cluster, tmp_path, d
         vae1.connect(obs)
         gmm1.connect(vae1)
         placed = {p["module"]: p for p in session.placements()}
-        assert placed["module001_vae"]["node_id"] == gpu_cluster.node_id
+        assert placed["module001_vae"]["node_id"] == gpu_node.node_id
         assert placed["module001_vae"]["gpu_ids"] == [0]
-        assert placed["module002_gmm"]["node_id"] != gpu_cluster.node_id
+        assert placed["module002_gmm"]["node_id"] != gpu_node.node_id
         assert placed["module002_gmm"]["gpu_ids"] == []
         vae1.update()
         gmm1.update()
