@@ -7,7 +7,7 @@ from a module above (N x K) weighs the classification; without one it is uniform
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -136,3 +136,8 @@ class GMM(Module):
             "means": self.params_.means,
             "covariances": self.params_.covariances,
         }
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        self.params_ = mixture.MixtureParams(
+            np.array(state["weights"]), np.array(state["means"]), np.array(state["covariances"])
+        ) if state else None  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -77,6 +77,7 @@ class VAE(Module):
             raise ModuleError(self.full_name, f"alpha (KL weight) must be >= 0, got {alpha!r}")
         self.net_: GaussianVAE | None = None
         self.optimizer_: torch.optim.Optimizer | None = None
+        self._restored: dict[str, np.ndarray] = {}  # applied once the device is known
 
     def output_shape(self, input_shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         if len(input_shapes) != 1 or len(input_shapes[0]) != 2:
@@ -114,9 +115,7 @@ class VAE(Module):
         device = torch.device("cuda" if ctx.gpu_ids and torch.cuda.is_available() else "cpu")
         torch.set_num_threads(self.num_threads or len(os.sched_getaffinity(0)))
         if self.net_ is None:
-            torch.manual_seed(self.seed)
-            self.net_ = self.build_networks(input_dim).to(device)
-            self.optimizer_ = torch.optim.Adam(self.net_.parameters(), lr=self.lr, fused=True)
+            self._build(input_dim, device)
         x = torch.tensor(observations, dtype=torch.float32, device=device)  # (N, D)
         prior_mean = (
             torch.zeros(n, self.latent_dim, device=device)
@@ -132,7 +131,7 @@ class VAE(Module):
                 "z_learn.txt": z,
                 "x_hat_learn.npy": x_hat,
                 "loss_learn.txt": losses[:, 0],
-                "vae_params.npz": self.state(),
+                "vae_params.npz": self.weights(),
             },
             metrics={"loss": losses[-1, 0], "reconstruction": losses[-1, 1], "kl": losses[-1, 2]},
         )
@@ -183,7 +182,44 @@ class VAE(Module):
             x_hat_parts.append(reconstruct(net.decoder(mean), self.loss).cpu())
         return torch.cat(z_parts).numpy(), torch.cat(x_hat_parts).numpy()
 
-    def state(self) -> dict[str, np.ndarray]:
+    def _build(self, input_dim: int, device: torch.device) -> None:
+        torch.manual_seed(self.seed)
+        self.net_ = self.build_networks(input_dim).to(device)
+        self.optimizer_ = torch.optim.Adam(self.net_.parameters(), lr=self.lr, fused=True)
+        if self._restored:
+            restored = self._restored
+            self.net_.load_state_dict(
+                {
+                    k[len("net/") :]: torch.from_numpy(v)
+                    for k, v in restored.items()
+                    if k.startswith("net/")
+                }
+            )
+            moments: dict[int, dict[str, torch.Tensor]] = {}
+            for key, value in restored.items():
+                if key.startswith("optim/"):
+                    _, index, name = key.split("/")
+                    moments.setdefault(int(index), {})[name] = torch.from_numpy(value)
+            groups = self.optimizer_.state_dict()["param_groups"]
+            self.optimizer_.load_state_dict({"state": moments, "param_groups": groups})
+            self._restored = {}
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The networks' parameters by name (the module's model file)."""
         if self.net_ is None:
             return {}
         return {key: value.detach().cpu().numpy() for key, value in self.net_.state_dict().items()}
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Weights and Adam's moments, so a resumed run trains on as if never stopped."""
+        if self.net_ is None or self.optimizer_ is None:
+            return dict(self._restored)
+        state = {f"net/{key}": value for key, value in self.weights().items()}
+        for index, moments in self.optimizer_.state_dict()["state"].items():
+            for name, value in moments.items():
+                state[f"optim/{index}/{name}"] = torch.as_tensor(value).detach().cpu().numpy()
+        return state
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        self.net_, self.optimizer_ = None, None
+        self._restored = {key: np.array(value) for key, value in state.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -23,6 +24,12 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else local)")
     parser.add_argument(
         "--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)"
+    )
+    parser.add_argument(
+        "--update-timeout", type=float, default=3600.0, help="seconds before an update is abandoned"
+    )
+    parser.add_argument(
+        "--max-restarts", type=int, default=3, help="restarts of a lost module actor per update"
     )
 
 
@@ -48,28 +55,75 @@ def _dataset(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, s
     return matrix, labels, args.data
 
 
+RUN_FILE = "run.json"  # what a run was started with, so that --resume can rebuild it
+
+
+def _recorded(args: argparse.Namespace) -> argparse.Namespace:
+    """With --resume DIR: the arguments DIR's run was started with (cluster flags kept)."""
+    if args.resume is None:
+        return args
+    path = Path(args.resume) / RUN_FILE
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise srk.CheckpointError(str(path), f"cannot resume: {exc}") from None
+    live = {"address": args.address, "num_cpus": args.num_cpus, "resume": args.resume}
+    return argparse.Namespace(**{**recorded, **live, "out": Path(args.resume)})
+
+
+def _record(args: argparse.Namespace, root: Path) -> None:
+    files = {
+        k: getattr(args, k) and str(Path(getattr(args, k)).resolve()) for k in ("data", "labels")
+    }
+    keep = ("update_timeout", "max_restarts")
+    recorded = {**vars(_settings(args)), **files, **{k: getattr(args, k) for k in keep}}
+    recorded["checkpoint_dir"] = args.checkpoint_dir and str(Path(args.checkpoint_dir).resolve())
+    root.mkdir(parents=True, exist_ok=True)
+    temporary = root / (RUN_FILE + ".tmp")
+    temporary.write_text(json.dumps(recorded, indent=1, default=str))
+    temporary.replace(root / RUN_FILE)
+
+
 def run_tutorial(args: argparse.Namespace) -> None:
+    args = _recorded(args)
     settings = _settings(args)
     matrix, labels, source = _dataset(args)
-    session = srk.init(args.out, address=args.address, num_cpus=args.num_cpus)
+    session = srk.init(
+        args.out,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume is not None,
+        update_timeout_s=args.update_timeout,
+        max_restarts=args.max_restarts,
+    )
     print(f"data: {source}: {matrix.shape[0]} elements x {matrix.shape[1]} features")
     print(f"results: {session.output_root}")
     try:
         vae1, gmm1 = recipes.build_vae_gmm(matrix, labels, settings)
+        if args.resume is None:  # only once the model is valid: a bad one overwrites nothing
+            _record(args, session.output_root)
         for placed in session.placements():
             gpus = f", GPU {placed['gpu_ids']}" if placed["gpu_ids"] else ", CPU"
             print(f"{placed['module']} on {placed['hostname']} ({placed['node_ip']}, "
                   f"pid {placed['pid']}{gpus})")  # fmt: skip
         print(f"Ray start-up: {session.startup_seconds:.1f} s")
-        reports = recipes.run_rounds(
+        if vae1.rounds_done or gmm1.rounds_done:
+            print(f"resuming: {vae1.full_name} has done {vae1.rounds_done} rounds, "
+                  f"{gmm1.full_name} {gmm1.rounds_done}")  # fmt: skip
+        recipes.run_rounds(
             [vae1, gmm1],
             settings.rounds,
             on_round=lambda r, reps: print(report.round_line(r, settings.rounds, reps), flush=True),
         )
+        restarts = session.status()["restarts"]
     finally:
         srk.shutdown()
+    history = (session.output_root / "history.jsonl").read_text().splitlines()
     print()
-    print(report.summary_table(reports))
+    print(report.summary_table([json.loads(line) for line in history]))
+    if restarts:
+        print(f"\nmodule actors restarted after faults: {restarts}")
     if labels is not None:
         z_dir = session.output_root / vae1.full_name
         figure = plots.plot_latents(
@@ -91,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     tutorial.add_argument("--data", help="data file: .txt (np.loadtxt), .npy or .csv")
     tutorial.add_argument("--labels", help="true labels (one integer per line), for scoring only")
     tutorial.add_argument("--out", type=Path, default=Path("serket_output"), help="output root")
+    tutorial.add_argument("--checkpoint-dir", help="checkpoint storage (default: OUT/checkpoints)")
+    tutorial.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last update"
+    )
     tutorial.set_defaults(run=run_tutorial)
 
     benchmark = commands.add_parser("bench", help="time the tutorial: Ray actors vs one process")

@@ -43,10 +43,15 @@ def run_rounds(
     rounds: int,
     on_round: Callable[[int, list[dict[str, Any]]], None] = lambda _round, _reports: None,
 ) -> list[dict[str, Any]]:
-    """Update the modules in order, `rounds` times; returns every update's report."""
+    """Update the modules in order, `rounds` times; returns the reports of updates run.
+
+    Updates already done (restored from a checkpoint) are skipped, so a resumed run goes
+    on from the last completed update.
+    """
     reports: list[dict[str, Any]] = []
     for round_ in range(1, rounds + 1):
-        this_round = [module.update() for module in modules]
-        reports += this_round
-        on_round(round_, this_round)
+        this_round = [module.update() for module in modules if module.rounds_done < round_]
+        if this_round:
+            reports += this_round
+            on_round(round_, this_round)
     return reports

@@ -3,12 +3,23 @@
 The tutorial's ``import serket as srk`` becomes ``import runtime as srk``.
 """
 
-from runtime.errors import DataError, MessageError, ModuleError, SerketError
+from runtime.errors import (
+    ActorLost,
+    CallTimeout,
+    CheckpointError,
+    DataError,
+    MessageError,
+    ModuleError,
+    SerketError,
+)
 from runtime.module import Module, Resources, Update, UpdateContext
 from runtime.observation import Observation
 from runtime.session import Session, current, init, shutdown
 
 __all__ = [
+    "ActorLost",
+    "CallTimeout",
+    "CheckpointError",
     "DataError",
     "MessageError",
     "Module",

@@ -6,9 +6,9 @@ import os
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, RayTaskError
 
-from runtime.errors import ModuleError, SerketError
+from runtime.errors import ActorLost, CallTimeout, ModuleError, SerketError
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
@@ -37,15 +37,20 @@ def wait(ref: Any, *, who: str, what: str, timeout_s: float | None) -> Any:
     """ray.get with a deadline; errors come back as SerketErrors naming `who`.
 
     A SerketError raised inside an actor is re-raised as itself, so the caller sees the
-    module's own message rather than Ray's wrapper around it.
+    module's own message rather than Ray's wrapper around it. A dead actor or a lost
+    object raises ActorLost (the coordinator recovers from it), a deadline CallTimeout.
     """
     try:
         return ray.get(ref, timeout=timeout_s)
     except RayTaskError as exc:
         if isinstance(exc.cause, SerketError):
             raise exc.cause.with_traceback(None) from None
+        if isinstance(exc.cause, ObjectLostError):
+            raise ActorLost(who, f"a message for {what} was lost: {exc.cause}") from None
         raise ModuleError(who, f"{what} failed: {type(exc.cause).__name__}: {exc.cause}") from None
     except GetTimeoutError:
-        raise ModuleError(who, f"{what} did not finish within {timeout_s:g} s") from None
-    except RayActorError as exc:
-        raise ModuleError(who, f"its actor died during {what}: {exc}") from None
+        raise CallTimeout(who, f"{what} did not finish within {timeout_s:g} s") from None
+    except (RayActorError, ObjectLostError) as exc:
+        raise ActorLost(
+            who, f"its actor or a message it held was lost during {what}: {exc}"
+        ) from None

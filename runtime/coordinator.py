@@ -1,24 +1,27 @@
-"""The coordinator actor: owns the module graph, runs updates and routes their messages.
+"""The coordinator actor: owns the module graph, runs updates, routes messages, recovers.
 
 Messages move by object reference: a module's update returns its forward and backward
-messages as separate Ray objects; the coordinator keeps only the references and hands
-them to the next module's update, so message bytes go from node to node through Ray's
-object store without passing through this process. The coordinator fetches only each
-update's small report and its result files, which it writes on the driver's machine
-(it is pinned to the driver's node).
+messages as separate Ray objects, and the coordinator hands the references to the next
+module's update, so message bytes go from node to node through Ray's object store. The
+coordinator is pinned to the driver's node: it writes the result files and, after every
+update, a checkpoint (module state, messages, position) there.
+
+A module actor that dies (killed, out of memory, node lost) is started again from the
+last checkpoint and its interrupted update runs again, up to `max_restarts` times.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import ray
 
 from runtime import cluster, codec
-from runtime.errors import ModuleError
+from runtime.checkpoint import CheckpointStore, Manifest, digest, state_bytes
+from runtime.errors import ActorLost, CallTimeout, CheckpointError, ModuleError
 from runtime.host import ModuleHost
 from runtime.output import ResultWriter
 
@@ -26,117 +29,248 @@ from runtime.output import ResultWriter
 @dataclass
 class _Entry:
     name: str
-    actor: Any
-    inputs: list[str]
-    resources: dict[str, Any]
-    ready: Any  # reference to the actor's describe(): resolves once it has started
-    placement: dict[str, Any] | None = None
+    spec: dict[str, Any]
+    config: str  # digest of class, parameters, inputs and shape
     rounds: int = 0
+    actor: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+    ready: list[Any] = field(default_factory=list)  # start-up calls: resolve once it is up
+    placement: dict[str, Any] | None = None
 
 
-def _ray_options(name: str, resources: dict[str, Any]) -> dict[str, Any]:
+def _ray_options(resources: dict[str, Any]) -> dict[str, Any]:
     num_gpus = resources["num_gpus"]
-    if num_gpus == "auto":
+    if num_gpus == "auto":  # re-read at every start: a restarted actor fits what is left
         num_gpus = 1 if cluster.cluster_has_gpu() else 0
     return {
         "num_cpus": resources["num_cpus"],
         "num_gpus": num_gpus,
         "resources": resources["custom"] or None,
-        "max_restarts": 0,
     }
 
 
 class Coordinator:
-    def __init__(self, output_root: str, update_timeout_s: float, start_timeout_s: float) -> None:
+    def __init__(
+        self,
+        output_root: str,
+        checkpoint_dir: str,
+        *,
+        resume: bool,
+        update_timeout_s: float,
+        start_timeout_s: float,
+        max_restarts: int,
+    ) -> None:
         self._writer = ResultWriter(Path(output_root))
+        self._store = CheckpointStore(Path(checkpoint_dir))
+        self._resuming = resume
+        self._manifest = self._store.load() if resume else Manifest()
         self._update_timeout_s = update_timeout_s
         self._start_timeout_s = start_timeout_s
+        self._max_restarts = max_restarts
+        self._shapes: dict[str, list[int]] = {}  # forward-message shape of every node
         self._observations: set[str] = set()
         self._modules: dict[str, _Entry] = {}
         self._forward: dict[str, Any] = {}  # latest forward message of each node
         self._backward: dict[str, Any] = {}  # latest backward message to each module
+        self.restarts = 0
 
-    def add_observation(self, name: str, message: list[Any]) -> None:
+    # ---- graph ----------------------------------------------------------------------
+    def add_observation(self, name: str, message: list[Any], shape: list[int], data: str) -> None:
         self._check_new(name)
+        if self._resuming and self._manifest.observations.get(name) != data:
+            raise CheckpointError(
+                name,
+                "its data differs from the checkpointed run's; resume with the same data"
+                if name in self._manifest.observations
+                else "the checkpointed run has no observation of this name",
+            )
+        self._manifest.observations[name] = data
         self._observations.add(name)
+        self._shapes[name] = shape
         self._forward[name] = message[0]
 
-    def add_module(self, spec_bytes: bytes) -> None:
+    def add_module(self, spec_bytes: bytes) -> int:
+        """Start the module's actor; returns its rounds already done (from a checkpoint)."""
         spec = codec.unpack(spec_bytes)
         name = spec["name"]
         self._check_new(name)
-        unknown = [
-            i for i in spec["inputs"] if i not in self._modules and i not in self._observations
-        ]
+        unknown = [i for i in spec["inputs"] if i not in self._shapes]
         if unknown:
             raise ModuleError(
                 name, f"connects to {unknown[0]}, which the coordinator does not know"
             )
-        options = _ray_options(name, spec["resources"])
-        inputs = [(i, i in self._modules) for i in spec["inputs"]]
-        actor = (
-            ray.remote(ModuleHost)
-            .options(**options)
-            .remote(name, spec["class_path"], codec.pack(spec["params"]), inputs)
-        )
-        # The actor starts in the background; its first update waits for it (bounded).
-        self._modules[name] = _Entry(name, actor, spec["inputs"], options, actor.describe.remote())
+        config = digest({k: spec[k] for k in ("class_path", "params", "inputs", "output_shape")})
+        entry = _Entry(name, spec, config)
+        saved = self._manifest.modules.get(name)
+        if self._resuming:
+            if saved is None or saved["config"] != config:
+                raise CheckpointError(
+                    name,
+                    "its configuration (class, parameters, inputs) differs from the "
+                    "checkpointed run's; resume with the same settings, or start a new run",
+                )
+            entry.rounds = saved["rounds"]
+            self._forward[name] = ray.put(self._store.read(saved["forward"]))
+            if name in self._manifest.backward:
+                self._backward[name] = ray.put(self._store.read(self._manifest.backward[name]))
+        self._start_actor(entry)
+        self._modules[name] = entry
+        self._shapes[name] = spec["output_shape"]
+        return entry.rounds
 
     def _check_new(self, name: str) -> None:
-        if name in self._modules or name in self._observations:
+        if name in self._shapes:
             raise ModuleError(name, "a module or observation of this name is already registered")
 
+    def _start_actor(self, entry: _Entry) -> None:
+        """A fresh actor for the module, restored from its last checkpoint if it has one."""
+        spec = entry.spec
+        inputs = [
+            {"name": i, "is_module": i in self._modules, "shape": self._shapes[i]}
+            for i in spec["inputs"]
+        ]
+        entry.options = _ray_options(spec["resources"])
+        entry.actor = (
+            ray.remote(ModuleHost)
+            .options(max_restarts=0, **entry.options)
+            .remote(
+                entry.name,
+                spec["class_path"],
+                codec.pack(spec["params"]),
+                inputs,
+                spec["output_shape"],
+            )
+        )
+        entry.ready = []
+        saved = self._manifest.modules.get(entry.name)
+        if saved is not None:
+            state = codec.pack(self._store.read_state(saved["state"]))
+            entry.ready.append(entry.actor.load_state.remote(state))
+        entry.ready.append(entry.actor.describe.remote())
+        entry.placement = None
+
     def _placement(self, entry: _Entry) -> dict[str, Any]:
+        """Where the actor runs; waits (bounded) for it to start."""
         if entry.placement is None:
             try:
-                described = cluster.wait(
+                started = cluster.wait(
                     entry.ready, who=entry.name, what="start-up", timeout_s=self._start_timeout_s
                 )
-            except ModuleError as exc:
-                if "did not finish" not in exc.problem:
-                    raise
+            except CallTimeout:
                 ray.kill(entry.actor)
-                wanted = {k: v for k, v in entry.resources.items() if k != "max_restarts"}
                 raise ModuleError(
                     entry.name,
-                    f"no node could host its actor within {self._start_timeout_s:g} s: it asks for "
-                    f"{wanted}; the cluster has {ray.cluster_resources()}",
+                    f"no node could host its actor within {self._start_timeout_s:g} s: it asks "
+                    f"for {entry.options}; the cluster has {ray.cluster_resources()}",
                 ) from None
-            entry.placement = codec.unpack(described)
+            entry.placement = codec.unpack(started[-1])
         return entry.placement
 
+    # ---- updates --------------------------------------------------------------------
     def update(self, name: str) -> bytes:
         entry = self._modules.get(name)
         if entry is None:
             raise ModuleError(name, "is not registered with the coordinator (call connect() first)")
+        losses = 0
+        while True:
+            try:
+                return self._update_once(entry)
+            except ActorLost as lost:
+                losses += 1
+                if losses > self._max_restarts:
+                    raise ModuleError(
+                        name, f"its actor was lost {losses} times; giving up: {lost.problem}"
+                    ) from None
+                self.restarts += 1
+                self._start_actor(entry)
+                self._reload_messages()
+
+    def _reload_messages(self) -> None:
+        """Messages from the checkpoint: those held on a lost node are gone."""
+        for name, saved in self._manifest.modules.items():
+            self._forward[name] = ray.put(self._store.read(saved["forward"]))
+        for receiver, file in self._manifest.backward.items():
+            self._backward[receiver] = ray.put(self._store.read(file))
+
+    def _update_once(self, entry: _Entry) -> bytes:
+        name = entry.name
         placement = self._placement(entry)
-        missing = [i for i in entry.inputs if i not in self._forward]
+        missing = [i for i in entry.spec["inputs"] if i not in self._forward]
         if missing:
             raise ModuleError(
                 name, f"its input {missing[0]} has sent no forward message yet: update it first"
             )
         round_ = entry.rounds + 1
         began = time.perf_counter()
-        report_ref, files_ref, forward_ref, *backward_refs = entry.actor.update.options(
-            num_returns=3 + len(entry.inputs)
-        ).remote(round_, self._backward.get(name), *(self._forward[i] for i in entry.inputs))
-        report, files = cluster.wait(
-            [report_ref, files_ref], who=name, what=f"update {round_}",
-            timeout_s=self._update_timeout_s,
-        )  # fmt: skip
+        inputs = entry.spec["inputs"]
+        refs = entry.actor.update.options(num_returns=4 + len(inputs)).remote(
+            round_, self._backward.get(name), *(self._forward[i] for i in inputs)
+        )
+        try:
+            report, files, state, forward, *backward = cluster.wait(
+                refs, who=name, what=f"update {round_}", timeout_s=self._update_timeout_s
+            )
+        except CallTimeout as timeout:
+            ray.kill(entry.actor)
+            entry.placement = None
+            raise ModuleError(name, f"{timeout.problem}; its actor was stopped") from None
         self._writer.write_round(name, round_, codec.unpack(files))
-        entry.rounds = round_
-        self._forward[name] = forward_ref
-        for input_name, backward_ref in zip(entry.inputs, backward_refs, strict=True):
-            if input_name in self._modules:
-                self._backward[input_name] = backward_ref
         record = codec.unpack(report)
         record["wall_seconds"] = time.perf_counter() - began
         record["node_ip"] = placement["node_ip"]
-        self._writer.append_history(record)
+        self._commit(
+            entry, round_, record, state, forward, dict(zip(inputs, backward, strict=True))
+        )
+        entry.rounds = round_
+        self._forward[name] = refs[3]
+        for receiver, ref, message in zip(inputs, refs[4:], backward, strict=True):
+            if receiver in self._modules:
+                if message is None:
+                    self._backward.pop(receiver, None)
+                else:
+                    self._backward[receiver] = ref
         return codec.pack(record)
+
+    def _commit(
+        self,
+        entry: _Entry,
+        round_: int,
+        record: dict[str, Any],
+        state: bytes,
+        forward: bytes,
+        backward: dict[str, bytes | None],
+    ) -> None:
+        manifest = self._manifest
+        stem = f"{entry.name}.r{round_:04d}"
+        files = {
+            f"{stem}.state.npz": state_bytes(codec.unpack(state)),
+            f"{stem}.forward.msgpack": forward,
+        }
+        manifest.modules[entry.name] = {
+            "config": entry.config,
+            "rounds": round_,
+            "state": f"{stem}.state.npz",
+            "forward": f"{stem}.forward.msgpack",
+        }
+        for receiver, message in backward.items():
+            if receiver not in self._modules:
+                continue
+            if message is None:
+                manifest.backward.pop(receiver, None)
+            else:
+                files[f"{stem}.to.{receiver}.msgpack"] = message
+                manifest.backward[receiver] = f"{stem}.to.{receiver}.msgpack"
+        manifest.history.append(record)
+        self._store.commit(manifest, files)
+        self._writer.write_history(manifest.history)
 
     def placements(self) -> bytes:
         described = [self._placement(entry) for entry in self._modules.values()]
         self._writer.write_json("placements.json", described)
         return codec.pack(described)
+
+    def status(self) -> bytes:
+        """Rounds done per module and actor restarts so far."""
+        return codec.pack(
+            {"rounds": {n: e.rounds for n, e in self._modules.items()}, "restarts": self.restarts}
+        )

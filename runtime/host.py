@@ -13,7 +13,7 @@ import ray
 from ray.experimental import tqdm_ray
 
 from runtime import codec
-from runtime.errors import ModuleError, SerketError
+from runtime.errors import MessageError, ModuleError, SerketError
 from runtime.module import Module, Update, UpdateContext
 
 
@@ -38,20 +38,32 @@ def _progress(total: int, description: str) -> tqdm_ray.tqdm:
 class ModuleHost:
     """Runs as a Ray actor; the coordinator is its only caller.
 
-    inputs: the names of the module's inputs in connect order, with whether each is a
-    module (observations learn nothing, so no backward message is encoded for them).
+    inputs: per input, in connect order: its name, whether it is a module (observations
+    learn nothing, so no backward message is encoded for them) and the shape of its
+    forward message declared at connect time. output_shape: this module's own forward
+    shape, which is also the shape of the backward message it may receive.
     """
 
     def __init__(
-        self, name: str, class_path: str, params: bytes, inputs: list[tuple[str, bool]]
+        self,
+        name: str,
+        class_path: str,
+        params: bytes,
+        inputs: list[dict[str, Any]],
+        output_shape: list[int],
     ) -> None:
         self._name = name
         self._inputs = inputs
+        self._output_shape = tuple(output_shape)
         cls = load_module_class(class_path)
         try:
             self._module = cls(**codec.unpack(params))
         except (TypeError, ValueError) as exc:
             raise ModuleError(name, f"cannot be built from its parameters: {exc}") from None
+
+    def load_state(self, state: bytes) -> None:
+        """Restore the module from a checkpoint (before its next update)."""
+        self._module.load_state(codec.unpack(state))
 
     def describe(self) -> bytes:
         context = ray.get_runtime_context()
@@ -67,7 +79,8 @@ class ModuleHost:
         )
 
     def update(self, round_: int, backward: bytes | None, *inputs: bytes) -> tuple[Any, ...]:
-        """Returns msgpack bytes: report, files, forward message, one backward message per input."""
+        """Returns msgpack bytes: report, files, state, forward message, one backward
+        message per input."""
         try:
             return self._update(round_, backward, inputs)
         except SerketError:
@@ -77,13 +90,26 @@ class ModuleHost:
                 self._name, f"update {round_} failed: {type(exc).__name__}: {exc}"
             ) from exc
 
+    def _receive(self, message: bytes, kind: codec.MessageKind, shape: tuple[int, ...]) -> Any:
+        envelope = codec.decode(message, receiver=self._name, kind=kind)
+        got = getattr(envelope.payload, "shape", None)
+        if got != shape:
+            raise MessageError(
+                f"{kind} message from {envelope.sender} to {self._name} does not fit: "
+                f"array of shape {got}, expected {shape}"
+            )
+        return envelope.payload
+
     def _update(
         self, round_: int, backward: bytes | None, inputs: tuple[bytes, ...]
     ) -> tuple[Any, ...]:
-        arrays = [codec.decode(m, receiver=self._name, kind="forward").payload for m in inputs]
-        prior = None
-        if backward is not None:
-            prior = codec.decode(backward, receiver=self._name, kind="backward").payload
+        arrays = [
+            self._receive(message, "forward", tuple(spec["shape"]))
+            for message, spec in zip(inputs, self._inputs, strict=True)
+        ]
+        prior = (
+            None if backward is None else self._receive(backward, "backward", self._output_shape)
+        )
         context = UpdateContext(
             module=self._name,
             round=round_,
@@ -93,15 +119,15 @@ class ModuleHost:
         began = time.perf_counter()
         result = self._module.learn(arrays, prior, context)
         seconds = time.perf_counter() - began
-        self._check(result, arrays)
+        self._check(result)
         forward = codec.encode(
             codec.Envelope(self._name, codec.BROADCAST, "forward", round_, result.forward)
         )
         backward_messages = [
-            codec.encode(codec.Envelope(self._name, name, "backward", round_, message))
-            if is_module and message is not None
+            codec.encode(codec.Envelope(self._name, spec["name"], "backward", round_, message))
+            if spec["is_module"] and message is not None
             else None
-            for (name, is_module), message in zip(self._inputs, result.backward, strict=True)
+            for spec, message in zip(self._inputs, result.backward, strict=True)
         ]
         report = {
             "module": self._name,
@@ -109,19 +135,23 @@ class ModuleHost:
             "seconds": seconds,
             "metrics": {k: float(v) for k, v in result.metrics.items()},
         }
-        return (codec.pack(report), codec.pack(dict(result.files)), forward, *backward_messages)
+        return (
+            codec.pack(report),
+            codec.pack(dict(result.files)),
+            codec.pack(self._module.state()),
+            forward,
+            *backward_messages,
+        )
 
-    def _check(self, result: Update, arrays: list[np.ndarray]) -> None:
+    def _check(self, result: Update) -> None:
         if not isinstance(result, Update):
             raise ModuleError(self._name, f"learn() returned {type(result).__name__}, not Update")
-        if (
-            not isinstance(result.forward, np.ndarray)
-            or result.forward.shape[0] != arrays[0].shape[0]
-        ):
+        got = getattr(result.forward, "shape", type(result.forward).__name__)
+        if not isinstance(result.forward, np.ndarray) or got != self._output_shape:
             raise ModuleError(
                 self._name,
-                f"forward message must be an array with one row per element "
-                f"({arrays[0].shape[0]}), got {getattr(result.forward, 'shape', result.forward)}",
+                f"forward message must be an array of shape {self._output_shape} (declared by "
+                f"output_shape at connect time), got {got}",
             )
         if len(result.backward) != len(self._inputs):
             raise ModuleError(

@@ -103,6 +103,11 @@ class Module:
         """The Serket name, e.g. ``module001_vae``."""
         return self._handle.full_name
 
+    @property
+    def rounds_done(self) -> int:
+        """Updates completed, counting those restored from a checkpoint."""
+        return self._handle.rounds_done
+
     # ---- both sides ---------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters by name, read back from the attributes that store them."""
@@ -139,5 +144,10 @@ class Module:
         raise NotImplementedError
 
     def state(self) -> dict[str, np.ndarray]:
-        """Learned state as named arrays (saved as the module's parameters)."""
+        """Everything learned so far, as named arrays: checkpointed after every update."""
         return {}
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore what `state()` returned, on a fresh copy built from the same parameters."""
+        if state:
+            raise NotImplementedError(f"{type(self).__name__} cannot restore a checkpoint")

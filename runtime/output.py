@@ -77,6 +77,7 @@ class ResultWriter:
     def write_json(self, name: str, value: Any) -> None:
         _write_value(self.root / name, value)
 
-    def append_history(self, record: Mapping[str, Any]) -> None:
-        with open(self.root / "history.jsonl", "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+    def write_history(self, records: list[Mapping[str, Any]]) -> None:
+        """history.jsonl: one line per update, rewritten whole (it follows the checkpoint)."""
+        lines = "".join(json.dumps(record) + "\n" for record in records)
+        _atomic(self.root / "history.jsonl", lambda f: f.write(lines.encode()))

@@ -17,6 +17,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from runtime import cluster, codec
+from runtime.checkpoint import digest
 from runtime.errors import ModuleError
 
 if TYPE_CHECKING:
@@ -33,10 +34,16 @@ class Session:
         *,
         address: str | None = None,
         num_cpus: int | None = None,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
         update_timeout_s: float = 3600.0,
         start_timeout_s: float = 120.0,
+        max_restarts: int = 3,
     ) -> None:
         self.output_root = Path(output_root).resolve()
+        self.checkpoint_dir = Path(checkpoint_dir or self.output_root / "checkpoints").resolve()
+        self.resume = resume
+        self.max_restarts = max_restarts
         self.address = address
         self.num_cpus = num_cpus
         self.update_timeout_s = update_timeout_s
@@ -68,7 +75,14 @@ class Session:
         self._coordinator = (
             ray.remote(Coordinator)
             .options(num_cpus=0, scheduling_strategy=here)
-            .remote(str(self.output_root), self.update_timeout_s, self.start_timeout_s)
+            .remote(
+                str(self.output_root),
+                str(self.checkpoint_dir),
+                resume=self.resume,
+                update_timeout_s=self.update_timeout_s,
+                start_timeout_s=self.start_timeout_s,
+                max_restarts=self.max_restarts,
+            )
         )
         self.startup_seconds = time.perf_counter() - began
 
@@ -88,12 +102,14 @@ class Session:
         # Put once in the object store; the list keeps Ray from resolving the reference
         # on its way to the coordinator, which only passes it on to the modules.
         message = ray.put(codec.encode(envelope))
+        data = handle.observation.data
         self.call(
-            "add_observation", handle.full_name, [message],
+            "add_observation", handle.full_name, [message], list(data.shape), digest(data),
             who=handle.full_name, what="registration", timeout_s=self.start_timeout_s,
         )  # fmt: skip
 
-    def register_module(self, handle: ModuleHandle, inputs: list[str]) -> None:
+    def register_module(self, handle: ModuleHandle, inputs: list[str], shape: Shape) -> int:
+        """Registers the module and starts its actor; returns rounds restored."""
         module = handle.module
         spec = codec.pack(
             {
@@ -101,6 +117,7 @@ class Session:
                 "class_path": class_path(module),
                 "params": module.get_params(),
                 "inputs": inputs,
+                "output_shape": list(shape),
                 "resources": {
                     "num_cpus": module.resources.num_cpus,
                     "num_gpus": module.resources.num_gpus,
@@ -108,12 +125,22 @@ class Session:
                 },
             }
         )
-        self.call("add_module", spec, who=handle.full_name, what="registration",
-                  timeout_s=self.start_timeout_s)  # fmt: skip
+        return self.call("add_module", spec, who=handle.full_name, what="registration",
+                         timeout_s=self.start_timeout_s)  # fmt: skip
 
     def update(self, name: str) -> dict[str, Any]:
-        report = self.call("update", name, who=name, what="update", timeout_s=self.update_timeout_s)
+        # The coordinator enforces the update's deadline (and start-up's); this one is
+        # only a backstop in case the coordinator itself stops answering.
+        backstop = self.update_timeout_s + self.start_timeout_s + 60
+        report = self.call("update", name, who=name, what="update", timeout_s=backstop)
         return codec.unpack(report)
+
+    def status(self) -> dict[str, Any]:
+        """Rounds done per module and how many times module actors were restarted."""
+        found = self.call(
+            "status", who="coordinator", what="status", timeout_s=self.start_timeout_s
+        )
+        return codec.unpack(found)
 
     def placements(self) -> list[dict[str, Any]]:
         """Where each module's actor runs: node, IP, process id, accelerators."""
@@ -167,6 +194,7 @@ class ModuleHandle:
         self.full_name = f"module{self.session.next_number():03d}_{module.name}"
         self.inputs: list[ModuleHandle | ObservationHandle] = []
         self.output_shape: Shape | None = None
+        self.rounds_done = 0
 
     def ensure_registered(self) -> None:
         if self.output_shape is None:
@@ -201,7 +229,9 @@ class ModuleHandle:
             output_shape = tuple(self.module.output_shape(shapes))
         except ValueError as exc:
             raise ModuleError(self.full_name, str(exc)) from None
-        self.session.register_module(self, [h.full_name for h in handles])
+        self.rounds_done = self.session.register_module(
+            self, [h.full_name for h in handles], output_shape
+        )
         self.inputs = handles
         self.output_shape = output_shape
 
@@ -210,7 +240,9 @@ class ModuleHandle:
             raise ModuleError(
                 self.full_name, "update() called before connect(); connect it to its inputs first"
             )
-        return self.session.update(self.full_name)
+        report = self.session.update(self.full_name)
+        self.rounds_done = report["round"]
+        return report
 
 
 _current: Session | None = None
@@ -228,7 +260,10 @@ def init(output_root: str | Path = ".", *, address: str | None = None, **options
     """Start a new session (numbering from module000) writing results under `output_root`.
 
     `address` joins an existing Ray cluster; without it $RAY_ADDRESS is used, else an
-    embedded local Ray starts. Options: num_cpus, update_timeout_s, start_timeout_s.
+    embedded local Ray starts. `resume=True` continues the run checkpointed under
+    `checkpoint_dir` (default: output_root/checkpoints): modules connected as before pick
+    up their state and rounds. Options: num_cpus, update_timeout_s, start_timeout_s,
+    max_restarts (per update, for actors lost to crashes or dead nodes).
     """
     global _current
     if _current is not None:

@@ -1,0 +1,101 @@
+"""Checkpoints: after every update, what a run needs to go on from there.
+
+Per module: its learned state (.npz), its last forward message and the last backward
+message addressed to it (.msgpack envelopes, the wire format). For the run: a manifest
+(`manifest.json`) naming those files, each module's completed rounds and configuration
+digest, and the update history. Files get unique names and are written first; replacing
+the manifest (atomically) is the commit. A crash at any point leaves the last committed
+checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime import codec
+from runtime.errors import CheckpointError
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def digest(value: Any) -> str:
+    """A stable fingerprint of a configuration or data set (sha256 of its msgpack)."""
+    return hashlib.sha256(codec.pack(value)).hexdigest()
+
+
+@dataclass
+class Manifest:
+    observations: dict[str, str] = field(default_factory=dict)  # name -> data digest
+    modules: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> entry
+    backward: dict[str, str] = field(default_factory=dict)  # receiver -> message file
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+class CheckpointStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def load(self) -> Manifest:
+        path = self.root / MANIFEST
+        if not path.exists():
+            raise CheckpointError(str(self.root), "no checkpoint to resume from (no manifest.json)")
+        try:
+            raw = json.loads(path.read_text())
+            if raw.pop("version") != FORMAT_VERSION:
+                raise ValueError("unknown format version")
+            return Manifest(**raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(str(path), f"unreadable or truncated ({exc})") from None
+
+    def commit(self, manifest: Manifest, new_files: Mapping[str, bytes]) -> None:
+        """Write `new_files`, then the manifest that refers to them; drop unreferenced files."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for name, data in new_files.items():
+            _write_atomic(self.root / name, data)
+        document = {"version": FORMAT_VERSION, **manifest.__dict__}
+        _write_atomic(self.root / MANIFEST, json.dumps(document, indent=1).encode())
+        referenced = {MANIFEST, *manifest.backward.values()}
+        for entry in manifest.modules.values():
+            referenced.update((entry["state"], entry["forward"]))
+        for stale in self.root.iterdir():
+            if stale.name not in referenced:
+                stale.unlink(missing_ok=True)
+
+    def read(self, name: str) -> bytes:
+        try:
+            return (self.root / name).read_bytes()
+        except OSError as exc:
+            raise CheckpointError(str(self.root / name), f"cannot be read ({exc})") from None
+
+    def read_state(self, name: str) -> dict[str, np.ndarray]:
+        try:
+            with np.load(io.BytesIO(self.read(name)), allow_pickle=False) as arrays:
+                return {key: arrays[key] for key in arrays.files}
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise CheckpointError(
+                str(self.root / name), f"unreadable or truncated ({exc})"
+            ) from None
+
+
+def state_bytes(state: Mapping[str, np.ndarray]) -> bytes:
+    """A module's state as .npz bytes."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{key: np.asarray(value) for key, value in state.items()})
+    return buffer.getvalue()
