@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def _read(path: Path) -> np.ndarray:
     try:
         if path.suffix == ".npy":
             return np.load(path, allow_pickle=False)
-        return np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None)
+        with warnings.catch_warnings():  # an empty file is reported below, as an error
+            warnings.simplefilter("ignore", UserWarning)
+            return np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None)
     except FileNotFoundError:
         raise DataError(str(path), "file not found") from None
     except (ValueError, OSError) as exc:

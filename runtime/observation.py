@@ -16,11 +16,11 @@ def validated_data(data: object, source: str) -> np.ndarray:
         raise DataError(source, f"cannot be read as an array ({exc})") from None
     if array.dtype.kind not in "biuf":
         raise DataError(source, f"must be numeric, got dtype {array.dtype}")
+    if array.size == 0:
+        raise DataError(source, f"is empty: shape {array.shape}")
     if array.ndim != 2:
         hint = " (one feature per element? use data.reshape(-1, 1))" if array.ndim == 1 else ""
         raise DataError(source, f"must be 2-D (elements x features), got shape {array.shape}{hint}")
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise DataError(source, f"is empty: shape {array.shape}")
     finite = np.isfinite(array)
     if not finite.all():
         rows = np.flatnonzero(~finite.all(axis=1))

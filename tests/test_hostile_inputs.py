@@ -1,0 +1,175 @@
+"""Hostile input: each case gets a clear error, and the earlier run's files stay untouched.
+
+A small real run is made first; every case then points the command line (or the API) at
+that run's directory and must leave every byte of it as it was. Malformed messages
+(truncated, random bytes, lying array headers, oversized) are in test_codec.py.
+"""
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+
+import runtime as srk
+from actors import gmm, vae
+from launch import cli
+from runtime import codec
+from runtime.host import ModuleHost
+
+pytestmark = pytest.mark.usefixtures("local_ray")
+
+SMALL = ["--rounds", "1", "--epochs", "2", "--batch-size", "100", "--latent-dim", "4"]
+
+
+def _fingerprint(root):
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def earlier(tmp_path_factory, digits):
+    """A finished small run, its data files, and the fingerprint of everything it wrote."""
+    base = tmp_path_factory.mktemp("earlier")
+    np.save(base / "data.npy", digits.images)
+    np.savetxt(base / "labels.txt", digits.labels, fmt="%d")
+    run = base / "run"
+    argv = ["tutorial", "--data", str(base / "data.npy"), "--labels", str(base / "labels.txt")]
+    assert cli.main([*argv, *SMALL, "--out", str(run)]) == 0
+    return base, run, _fingerprint(run)
+
+
+def _fails_cleanly(argv, capsys, message):
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert message in error, error
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("nan.txt", "0 1\nnan 0\n", "NaN or inf in 1 element(s), first at row 1"),
+        ("inf.csv", "0,1\n1,inf\n", "NaN or inf"),
+        ("empty.txt", "", "is empty: shape (0,)"),
+        ("ragged.txt", "0 1 2\n0 1\n", "cannot be read as a numeric matrix"),
+        ("strings.txt", "0 1\n0 one\n", "cannot be read as a numeric matrix"),
+        ("column.txt", "0\n1\n0\n", "must be 2-D (elements x features), got shape (3,)"),
+        ("missing.npy", None, "file not found"),
+    ],
+)
+def test_bad_data_files(earlier, tmp_path, capsys, name, content, message):
+    _, run, before = earlier
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    _fails_cleanly(["tutorial", "--data", str(tmp_path / name), "--out", str(run)], capsys, message)
+    assert _fingerprint(run) == before
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["-K", "500"], "module002_gmm: cannot split 200 elements into K=500 classes"),
+        (["-K", "0"], "K must be a positive integer, got 0"),
+        (["--latent-dim", "-3"], "latent_dim must be a positive integer, got -3"),
+    ],
+)
+def test_bad_model_settings(earlier, capsys, flags, message):
+    base, run, before = earlier
+    argv = ["tutorial", "--data", str(base / "data.npy"), "--out", str(run), *flags]
+    _fails_cleanly(argv, capsys, message)
+    assert _fingerprint(run) == before
+
+
+def test_labels_of_the_wrong_length(earlier, tmp_path, capsys):
+    base, run, before = earlier
+    np.savetxt(tmp_path / "short.txt", np.arange(199), fmt="%d")
+    argv = ["tutorial", "--data", str(base / "data.npy"), "--labels", str(tmp_path / "short.txt")]
+    _fails_cleanly([*argv, "--out", str(run)], capsys, "has 199 labels for 200 data elements")
+    assert _fingerprint(run) == before
+
+
+def test_resume_where_nothing_was_run(tmp_path, capsys):
+    _fails_cleanly(["tutorial", "--resume", str(tmp_path)], capsys, "run.json")
+
+
+def test_checkpoint_from_another_configuration_is_refused(earlier, tmp_path, digits):
+    _, run, _ = earlier
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    before = _fingerprint(copy)
+    srk.init(copy, resume=True)
+    try:
+        obs = srk.Observation(digits.images)
+        other = vae.VAE(4, itr=2, batch_size=100, seed=7)  # the run used seed 0
+        with pytest.raises(
+            srk.CheckpointError, match=r"module001_vae: its configuration .* differs"
+        ):
+            other.connect(obs)
+    finally:
+        srk.shutdown()
+    assert _fingerprint(copy) == before
+
+
+def test_resume_with_changed_data_is_refused(earlier, tmp_path, digits):
+    _, run, _ = earlier
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    before = _fingerprint(copy)
+    srk.init(copy, resume=True)
+    try:
+        with pytest.raises(srk.CheckpointError, match="its data differs from the checkpointed"):
+            obs = srk.Observation(digits.images[::-1])
+            vae.VAE(4).connect(obs)
+    finally:
+        srk.shutdown()
+    assert _fingerprint(copy) == before
+
+
+def test_checkpoint_truncated_halfway_is_refused(earlier, tmp_path, capsys):
+    _, run, _ = earlier
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    state = next((copy / "checkpoints").glob("module001_vae.*.state.npz"))
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    before = _fingerprint(copy)
+    _fails_cleanly(["tutorial", "--resume", str(copy)], capsys, "unreadable or truncated")
+    assert _fingerprint(copy) == before
+
+
+def test_manifest_truncated_halfway_is_refused(earlier, tmp_path, capsys):
+    _, run, _ = earlier
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    manifest = copy / "checkpoints" / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes()[: manifest.stat().st_size // 2])
+    _fails_cleanly(["tutorial", "--resume", str(copy)], capsys, "manifest.json: unreadable")
+
+
+def test_message_whose_array_does_not_fit_the_receiver_names_both_ends():
+    host = ModuleHost(
+        "module002_gmm",
+        "actors.gmm:GMM",
+        codec.pack({"K": 3}),
+        [{"name": "module001_vae", "is_module": True, "shape": [10, 4]}],
+        [10, 3],
+    )
+    wrong = codec.encode(codec.Envelope("module001_vae", "*", "forward", 1, np.zeros((10, 5))))
+    with pytest.raises(
+        srk.MessageError,
+        match=r"forward message from module001_vae to module002_gmm does not fit: "
+        r"array of shape \(10, 5\), expected \(10, 4\)",
+    ):
+        host.update(1, None, wrong)
+    fitting = codec.encode(codec.Envelope("module001_vae", "*", "forward", 1, np.zeros((10, 4))))
+    misaddressed = codec.encode(codec.Envelope("module001_vae", "module009_x", "backward", 1, None))
+    with pytest.raises(srk.MessageError, match="addressed to 'module009_x'"):
+        host.update(1, misaddressed, fitting)
+
+
+def test_gmm_parameters_checked_before_any_actor(session):
+    with pytest.raises(srk.ModuleError, match="K must be a positive integer, got -2"):
+        gmm.GMM(-2)
