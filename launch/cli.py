@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark = commands.add_parser("bench", help="time the tutorial: Ray actors vs one process")
     _add_model_flags(benchmark)
     benchmark.add_argument("--out", type=Path, default=Path("runs/bench"), help="output root")
+    benchmark.add_argument(
+        "--repeats", type=int, default=1, help="alternate both runs N times; report the best"
+    )
     benchmark.set_defaults(run=lambda args: bench.run(_settings(args), args))
     return parser
 

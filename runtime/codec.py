@@ -147,13 +147,14 @@ def decode(
         raise MessageError(
             f"not a message envelope: expected fields {_ENVELOPE_FIELDS}, got {found}"
         )
+    parties = f"message from {value['sender']!r} to {receiver or value['receiver']!r}"
     if value["schema"] != SCHEMA_VERSION:
         raise MessageError(
-            f"message from {value['sender']!r} has schema version {value['schema']!r}; "
+            f"{parties} has schema version {value['schema']!r}; "
             f"this runtime reads version {SCHEMA_VERSION}"
         )
     if value["kind"] not in ("forward", "backward"):
-        raise MessageError(f"message from {value['sender']!r} has unknown kind {value['kind']!r}")
+        raise MessageError(f"{parties} has unknown kind {value['kind']!r}")
     envelope = Envelope(**value)
     if receiver is not None and envelope.receiver not in (receiver, BROADCAST):
         raise MessageError(

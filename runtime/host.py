@@ -12,7 +12,7 @@ import numpy as np
 import ray
 from ray.experimental import tqdm_ray
 
-from runtime import codec
+from runtime import codec, process
 from runtime.errors import MessageError, ModuleError, SerketError
 from runtime.module import Module, Update, UpdateContext
 
@@ -55,6 +55,7 @@ class ModuleHost:
         self._name = name
         self._inputs = inputs
         self._output_shape = tuple(output_shape)
+        process.keep_freed_memory()
         cls = load_module_class(class_path)
         try:
             self._module = cls(**codec.unpack(params))
