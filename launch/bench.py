@@ -40,13 +40,19 @@ class Timing:
 
 
 def time_ray(
-    images: np.ndarray, labels: np.ndarray, settings: recipes.TutorialSettings, args: Any
+    images: np.ndarray,
+    labels: np.ndarray,
+    settings: recipes.TutorialSettings,
+    args: Any,
+    placement: dict[str, Any],
 ) -> Timing:
     timing = Timing()
     began = time.perf_counter()
-    session = srk.init(args.out, address=args.address, num_cpus=args.num_cpus)
+    session = srk.init(
+        args.out, address=args.address, num_cpus=args.num_cpus, start_timeout_s=args.start_timeout
+    )
     try:
-        modules = recipes.build_vae_gmm(images, labels, settings)
+        modules = recipes.build_vae_gmm(images, labels, settings, placement)
         session.placements()  # returns once every actor has started
         timing.startup = time.perf_counter() - began
         reports = recipes.run_rounds(list(modules), settings.rounds)
@@ -92,14 +98,16 @@ def _silent(_total: int, _description: str) -> _Silent:
     return _Silent()
 
 
-def run(settings: recipes.TutorialSettings, args: argparse.Namespace) -> None:
+def run(
+    settings: recipes.TutorialSettings, args: argparse.Namespace, placement: dict[str, Any]
+) -> None:
     digits, _ = data.tutorial_digits()
     images, labels = digits.images, digits.labels
     device = "CUDA" if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
     print(f"benchmark: {len(images)} digits, {settings}, VAE on {device}", flush=True)
     hosted_runs, local_runs = [], []
     for repeat in range(1, args.repeats + 1):  # alternated, so drifts hit both alike
-        hosted_runs.append(time_ray(images, labels, settings, args))
+        hosted_runs.append(time_ray(images, labels, settings, args, placement))
         print(f"[{repeat}/{args.repeats}] Ray actors: {hosted_runs[-1].whole:.1f} s", flush=True)
         local_runs.append(time_in_process(images, labels, settings))
         print(f"[{repeat}/{args.repeats}] one process: {local_runs[-1].whole:.1f} s", flush=True)

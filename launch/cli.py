@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +22,32 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latent-dim", type=int, default=defaults.latent_dim)
     parser.add_argument("-K", "--classes", type=int, default=defaults.classes, help="GMM classes")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+
+
+def _add_cluster_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else local)")
     parser.add_argument(
         "--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)"
+    )
+    parser.add_argument(
+        "--place",
+        action="append",
+        default=[],
+        metavar="MODULE:RESOURCE=AMOUNT",
+        help="pin a module (vae, gmm) to nodes with a custom resource, e.g. vae:gpu_box=1",
+    )
+    parser.add_argument(
+        "--place-label",
+        action="append",
+        default=[],
+        metavar="MODULE:KEY=VALUE",
+        help="pin a module to nodes with a label, e.g. gmm:tier=cpu",
+    )
+    parser.add_argument(
+        "--start-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for a node to host a module",
     )
     parser.add_argument(
         "--update-timeout", type=float, default=3600.0, help="seconds before an update is abandoned"
@@ -42,6 +66,31 @@ def _settings(args: argparse.Namespace) -> recipes.TutorialSettings:
         classes=args.classes,
         seed=args.seed,
     )
+
+
+def _placement(args: argparse.Namespace) -> dict[str, dict[str, dict[str, Any]]]:
+    """--place vae:gpu_box=1 --place-label gmm:tier=cpu -> Module.place() arguments."""
+    placement: dict[str, dict[str, dict[str, Any]]] = {}
+    for flag, field, values in (
+        ("--place", "resources", args.place),
+        ("--place-label", "labels", args.place_label),
+    ):
+        for value in values:
+            module, _, pair = value.partition(":")
+            key, _, amount = pair.partition("=")
+            if module not in ("vae", "gmm") or not key or not amount:
+                raise srk.DataError(
+                    flag, f"expected MODULE:KEY=VALUE with MODULE vae or gmm, got {value!r}"
+                )
+            if field == "resources":
+                try:
+                    amount = float(amount)
+                except ValueError:
+                    raise srk.DataError(
+                        flag, f"resource amount must be a number in {value!r}"
+                    ) from None
+            placement.setdefault(module, {}).setdefault(field, {})[key] = amount
+    return placement
 
 
 def _dataset(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -67,7 +116,10 @@ def _recorded(args: argparse.Namespace) -> argparse.Namespace:
         recorded = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise srk.CheckpointError(str(path), f"cannot resume: {exc}") from None
-    live = {"address": args.address, "num_cpus": args.num_cpus, "resume": args.resume}
+    live = {
+        k: getattr(args, k)
+        for k in ("address", "num_cpus", "resume", "place", "place_label", "start_timeout")
+    }
     return argparse.Namespace(**{**recorded, **live, "out": Path(args.resume)})
 
 
@@ -95,12 +147,13 @@ def run_tutorial(args: argparse.Namespace) -> None:
         checkpoint_dir=args.checkpoint_dir,
         resume=args.resume is not None,
         update_timeout_s=args.update_timeout,
+        start_timeout_s=args.start_timeout,
         max_restarts=args.max_restarts,
     )
     print(f"data: {source}: {matrix.shape[0]} elements x {matrix.shape[1]} features")
     print(f"results: {session.output_root}")
     try:
-        vae1, gmm1 = recipes.build_vae_gmm(matrix, labels, settings)
+        vae1, gmm1 = recipes.build_vae_gmm(matrix, labels, settings, _placement(args))
         if args.resume is None:  # only once the model is valid: a bad one overwrites nothing
             _record(args, session.output_root)
         for placed in session.placements():
@@ -142,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tutorial = commands.add_parser("tutorial", help="VAE+GMM on the embedded digits or your data")
     _add_model_flags(tutorial)
+    _add_cluster_flags(tutorial)
     tutorial.add_argument("--data", help="data file: .txt (np.loadtxt), .npy or .csv")
     tutorial.add_argument("--labels", help="true labels (one integer per line), for scoring only")
     tutorial.add_argument("--out", type=Path, default=Path("serket_output"), help="output root")
@@ -153,11 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     benchmark = commands.add_parser("bench", help="time the tutorial: Ray actors vs one process")
     _add_model_flags(benchmark)
+    _add_cluster_flags(benchmark)
     benchmark.add_argument("--out", type=Path, default=Path("runs/bench"), help="output root")
     benchmark.add_argument(
         "--repeats", type=int, default=1, help="alternate both runs N times; report the best"
     )
-    benchmark.set_defaults(run=lambda args: bench.run(_settings(args), args))
+    benchmark.set_defaults(run=lambda args: bench.run(_settings(args), args, _placement(args)))
     return parser
 
 

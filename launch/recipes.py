@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,14 +25,24 @@ class TutorialSettings:
 
 
 def build_vae_gmm(
-    data: np.ndarray, labels: np.ndarray | None, settings: TutorialSettings
+    data: np.ndarray,
+    labels: np.ndarray | None,
+    settings: TutorialSettings,
+    placement: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[vae.VAE, gmm.GMM]:
-    """obs -> VAE -> GMM, connected as in the tutorial, in the current session."""
+    """obs -> VAE -> GMM, connected as in the tutorial, in the current session.
+
+    placement: per module name ("vae", "gmm"), keyword arguments of `Module.place`.
+    """
+    placement = placement or {}
     obs = srk.Observation(data)
     vae1 = vae.VAE(
         settings.latent_dim, itr=settings.epochs, batch_size=settings.batch_size, seed=settings.seed
     )
     gmm1 = gmm.GMM(settings.classes, category=labels, seed=settings.seed)
+    for module in (vae1, gmm1):
+        if module.name in placement:
+            module.place(**placement[module.name])
     vae1.connect(obs)
     gmm1.connect(vae1)
     return vae1, gmm1

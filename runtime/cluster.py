@@ -33,6 +33,25 @@ def cluster_has_gpu() -> bool:
     return ray.cluster_resources().get("GPU", 0) >= 1
 
 
+def unmet(options: dict[str, Any]) -> str:
+    """Why no alive node can host an actor with these options, in words."""
+    wanted = {
+        "CPU": options["num_cpus"],
+        "GPU": options["num_gpus"],
+        **options.get("resources", {}),
+    }
+    labels = options.get("label_selector", {})
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    for name, amount in wanted.items():
+        if amount and not any(n["Resources"].get(name, 0) >= amount for n in nodes):
+            most = max((n["Resources"].get(name, 0) for n in nodes), default=0)
+            return f"it needs {amount:g} {name} on one node; the most any node has is {most:g}"
+    for key, value in labels.items():
+        if not any(n.get("Labels", {}).get(key) == value for n in nodes):
+            return f"it needs a node labelled {key}={value}; no alive node has that label"
+    return f"it asks for {wanted} (labels {labels}); nodes that have them are busy"
+
+
 def wait(ref: Any, *, who: str, what: str, timeout_s: float | None) -> Any:
     """ray.get with a deadline; errors come back as SerketErrors naming `who`.
 

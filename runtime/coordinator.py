@@ -42,11 +42,12 @@ def _ray_options(resources: dict[str, Any]) -> dict[str, Any]:
     num_gpus = resources["num_gpus"]
     if num_gpus == "auto":  # re-read at every start: a restarted actor fits what is left
         num_gpus = 1 if cluster.cluster_has_gpu() else 0
-    return {
-        "num_cpus": resources["num_cpus"],
-        "num_gpus": num_gpus,
-        "resources": resources["custom"] or None,
-    }
+    options = {"num_cpus": resources["num_cpus"], "num_gpus": num_gpus}
+    if resources["custom"]:
+        options["resources"] = resources["custom"]
+    if resources["labels"]:
+        options["label_selector"] = resources["labels"]
+    return options
 
 
 class Coordinator:
@@ -160,8 +161,8 @@ class Coordinator:
                 ray.kill(entry.actor)
                 raise ModuleError(
                     entry.name,
-                    f"no node could host its actor within {self._start_timeout_s:g} s: it asks "
-                    f"for {entry.options}; the cluster has {ray.cluster_resources()}",
+                    f"no node could host its actor within {self._start_timeout_s:g} s: "
+                    f"{cluster.unmet(entry.options)}",
                 ) from None
             entry.placement = codec.unpack(started[-1])
         return entry.placement

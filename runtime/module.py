@@ -37,12 +37,15 @@ class Resources:
 
     num_gpus="auto" asks for one GPU when the cluster has one, else none: the same model
     file runs on a laptop and on a GPU cluster. `custom` names custom node resources
-    (``{"sensor_node": 1}``) to pin a module to the nodes that advertise them.
+    (``{"sensor_node": 1}``) and `labels` node labels (``{"zone": "lab"}``) that pin a
+    module to the nodes that advertise them. CPU-only modules keep off GPU nodes where
+    others can host them (Ray's scheduler avoids GPU nodes for CPU-only actors).
     """
 
     num_cpus: float = 1
     num_gpus: float | Literal["auto"] = 0
     custom: Mapping[str, float] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)  # node labels to match
 
 
 class Progress(Protocol):
@@ -97,6 +100,30 @@ class Module:
     def update(self) -> dict[str, Any]:
         """Run one update of this module through the coordinator; returns its report."""
         return self._handle.update()
+
+    def place(
+        self,
+        *,
+        resources: Mapping[str, float] | None = None,
+        labels: Mapping[str, str] | None = None,
+        num_cpus: float | None = None,
+        num_gpus: float | Literal["auto"] | None = None,
+    ) -> Module:
+        """Pin this module's actor (call before connect); returns the module.
+
+        resources: custom node resources it needs, e.g. ``{"sensor_node": 1}`` (nodes
+        advertise them with ``ray start --resources``); labels: node labels it must match
+        (``ray start --labels``). num_cpus / num_gpus override the class's defaults.
+        """
+        self._handle.place(
+            Resources(
+                num_cpus=self.resources.num_cpus if num_cpus is None else num_cpus,
+                num_gpus=self.resources.num_gpus if num_gpus is None else num_gpus,
+                custom={**self.resources.custom, **(resources or {})},
+                labels={**self.resources.labels, **(labels or {})},
+            )
+        )
+        return self
 
     @property
     def full_name(self) -> str:

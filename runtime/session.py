@@ -21,7 +21,7 @@ from runtime.checkpoint import digest
 from runtime.errors import ModuleError
 
 if TYPE_CHECKING:
-    from runtime.module import Module, Shape
+    from runtime.module import Module, Resources, Shape
     from runtime.observation import Observation
 
 
@@ -52,6 +52,7 @@ class Session:
         self._numbers = itertools.count()
         self._coordinator: Any = None
         self._started_ray = False
+        self._modules = 0  # registered with the coordinator
 
     def next_number(self) -> int:
         return next(self._numbers)
@@ -119,12 +120,14 @@ class Session:
                 "inputs": inputs,
                 "output_shape": list(shape),
                 "resources": {
-                    "num_cpus": module.resources.num_cpus,
-                    "num_gpus": module.resources.num_gpus,
-                    "custom": dict(module.resources.custom),
+                    "num_cpus": handle.resources.num_cpus,
+                    "num_gpus": handle.resources.num_gpus,
+                    "custom": dict(handle.resources.custom),
+                    "labels": dict(handle.resources.labels),
                 },
             }
         )
+        self._modules += 1
         return self.call("add_module", spec, who=handle.full_name, what="registration",
                          timeout_s=self.start_timeout_s)  # fmt: skip
 
@@ -144,8 +147,10 @@ class Session:
 
     def placements(self) -> list[dict[str, Any]]:
         """Where each module's actor runs: node, IP, process id, accelerators."""
+        # Each module's start-up is bounded by the coordinator; this is only a backstop.
+        backstop = self.start_timeout_s * max(1, self._modules) + 60
         described = self.call("placements", who="coordinator", what="placements",
-                              timeout_s=self.start_timeout_s)  # fmt: skip
+                              timeout_s=backstop)  # fmt: skip
         return codec.unpack(described)
 
     def close(self) -> None:
@@ -195,6 +200,12 @@ class ModuleHandle:
         self.inputs: list[ModuleHandle | ObservationHandle] = []
         self.output_shape: Shape | None = None
         self.rounds_done = 0
+        self.resources = module.resources
+
+    def place(self, resources: Resources) -> None:
+        if self.inputs:
+            raise ModuleError(self.full_name, "place() must come before connect()")
+        self.resources = resources
 
     def ensure_registered(self) -> None:
         if self.output_shape is None:
