@@ -8,6 +8,7 @@ keep all traffic on this machine's loopback. Token authentication stays on
 started is killed by process id afterwards.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -50,11 +51,12 @@ def real_cluster():
     env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
     env.update(RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
     ray_cli = str(Path(sys.executable).with_name("ray"))
-    address = f"{HEAD}:{_free_port()}"
+    port = _free_port()
+    address = f"{HEAD}:{port}"
     start = {"env": env, "check": True, "timeout": 180, "capture_output": True}
     try:
         subprocess.run(
-            [ray_cli, "start", "--head", f"--node-ip-address={HEAD}", f"--port={address.split(':')[1]}",
+            [ray_cli, "start", "--head", f"--node-ip-address={HEAD}", f"--port={port}",
              "--num-cpus=1", "--num-gpus=0", '--resources={"cpu_node": 1}', f"--temp-dir={temp}",
              "--include-dashboard=false", "--disable-usage-stats"],
             **start,
@@ -69,10 +71,8 @@ def real_cluster():
     finally:
         started = _ray_processes() - before - {os.getpid()}
         for pid in started:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and started & _ray_processes():
             time.sleep(0.2)
