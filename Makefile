@@ -10,7 +10,7 @@ TORCH   ?= $(if $(HAS_GPU),torch==2.13.0,torch==2.13.0+cpu)
 # A run on one machine keeps Ray's traffic on loopback (Ray's single-machine mode).
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench bench-messages lint clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,9 @@ test: setup  ## the whole test suite
 
 bench: setup  ## tutorial settings: Ray actors vs one process, timings and scores
 	$(BIN)/serket-ray bench
+
+bench-messages: setup  ## message cost by payload size, one node vs two simulated nodes
+	$(BIN)/serket-ray bench-messages
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

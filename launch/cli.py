@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 import runtime as srk
-from launch import bench, data, plots, recipes, report
+from launch import bench, bench_messages, data, plots, recipes, report
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -213,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeats", type=int, default=1, help="alternate both runs N times; report the best"
     )
     benchmark.set_defaults(run=lambda args: bench.run(_settings(args), args, _placement(args)))
+    messages = commands.add_parser(
+        "bench-messages", help="message cost by payload size, same node vs two nodes"
+    )
+    messages.set_defaults(run=lambda args: bench_messages.run())
     return parser
 
 

@@ -42,7 +42,9 @@ def _encode_array(array: np.ndarray) -> msgpack.ExtType:
         )
     little = array.astype(array.dtype.newbyteorder("<"), order="C", copy=False)
     header = msgpack.packb([little.dtype.str, list(little.shape)])
-    return msgpack.ExtType(NDARRAY_EXT, _HEADER_LEN.pack(len(header)) + header + little.tobytes())
+    # One copy of the data: join reads the array's buffer directly (no tobytes()).
+    data = memoryview(little.reshape(-1)).cast("B") if little.size else b""
+    return msgpack.ExtType(NDARRAY_EXT, b"".join([_HEADER_LEN.pack(len(header)), header, data]))
 
 
 def _default(value: Any) -> Any:
