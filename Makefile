@@ -26,8 +26,8 @@ demo: setup  ## the tutorial on the embedded digits, embedded local Ray
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest -q
 
-bench: setup  ## tutorial settings: Ray actors vs one process, timings and scores
-	$(BIN)/serket-ray bench
+bench: setup  ## tutorial settings: Ray actors vs one process (BENCH_FLAGS="--repeats 2")
+	$(BIN)/serket-ray bench $(BENCH_FLAGS)
 
 bench-messages: setup  ## message cost by payload size, one node vs two simulated nodes
 	$(BIN)/serket-ray bench-messages
