@@ -8,6 +8,7 @@ comes from a user's script or from the command line.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from pathlib import Path
@@ -17,7 +18,6 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from runtime import cluster, codec
-from runtime.checkpoint import digest
 from runtime.errors import ModuleError
 
 if TYPE_CHECKING:
@@ -102,11 +102,12 @@ class Session:
         self.start()  # before ray.put, which would otherwise start Ray without our options
         # Put once in the object store; the list keeps Ray from resolving the reference
         # on its way to the coordinator, which only passes it on to the modules.
-        message = ray.put(codec.encode(envelope))
-        data = handle.observation.data
+        encoded = codec.encode(envelope)
+        message = ray.put(encoded)
+        fingerprint = hashlib.sha256(encoded).hexdigest()  # checked when a run resumes
         self.call(
-            "add_observation", handle.full_name, [message], list(data.shape), digest(data),
-            who=handle.full_name, what="registration", timeout_s=self.start_timeout_s,
+            "add_observation", handle.full_name, [message], list(envelope.payload.shape),
+            fingerprint, who=handle.full_name, what="registration", timeout_s=self.start_timeout_s,
         )  # fmt: skip
 
     def register_module(self, handle: ModuleHandle, inputs: list[str], shape: Shape) -> int:

@@ -42,6 +42,14 @@ def earlier(tmp_path_factory, digits):
     return base, run, _fingerprint(run)
 
 
+@pytest.fixture
+def run_copy(earlier, tmp_path):
+    """A copy of the earlier run, for cases that must touch its checkpoint."""
+    copy = tmp_path / "copy"
+    shutil.copytree(earlier[1], copy)
+    return copy
+
+
 def _fails_cleanly(argv, capsys, message):
     assert cli.main(argv) == 2
     error = capsys.readouterr().err
@@ -96,10 +104,8 @@ def test_resume_where_nothing_was_run(tmp_path, capsys):
     _fails_cleanly(["tutorial", "--resume", str(tmp_path)], capsys, "run.json")
 
 
-def test_checkpoint_from_another_configuration_is_refused(earlier, tmp_path, digits):
-    _, run, _ = earlier
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
+def test_checkpoint_from_another_configuration_is_refused(run_copy, digits):
+    copy = run_copy
     before = _fingerprint(copy)
     srk.init(copy, resume=True)
     try:
@@ -114,10 +120,8 @@ def test_checkpoint_from_another_configuration_is_refused(earlier, tmp_path, dig
     assert _fingerprint(copy) == before
 
 
-def test_resume_with_changed_data_is_refused(earlier, tmp_path, digits):
-    _, run, _ = earlier
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
+def test_resume_with_changed_data_is_refused(run_copy, digits):
+    copy = run_copy
     before = _fingerprint(copy)
     srk.init(copy, resume=True)
     try:
@@ -129,10 +133,8 @@ def test_resume_with_changed_data_is_refused(earlier, tmp_path, digits):
     assert _fingerprint(copy) == before
 
 
-def test_checkpoint_truncated_halfway_is_refused(earlier, tmp_path, capsys):
-    _, run, _ = earlier
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
+def test_checkpoint_truncated_halfway_is_refused(run_copy, capsys):
+    copy = run_copy
     state = next((copy / "checkpoints").glob("module001_vae.*.state.npz"))
     state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
     before = _fingerprint(copy)
@@ -140,10 +142,8 @@ def test_checkpoint_truncated_halfway_is_refused(earlier, tmp_path, capsys):
     assert _fingerprint(copy) == before
 
 
-def test_manifest_truncated_halfway_is_refused(earlier, tmp_path, capsys):
-    _, run, _ = earlier
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
+def test_manifest_truncated_halfway_is_refused(run_copy, capsys):
+    copy = run_copy
     manifest = copy / "checkpoints" / "manifest.json"
     manifest.write_bytes(manifest.read_bytes()[: manifest.stat().st_size // 2])
     _fails_cleanly(["tutorial", "--resume", str(copy)], capsys, "manifest.json: unreadable")
