@@ -19,15 +19,7 @@ import runtime as srk
 from actors import gmm, vae
 from launch import data, recipes
 from runtime import process
-from runtime.module import UpdateContext
-
-
-class _Silent:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+from runtime.module import UpdateContext, no_progress
 
 
 @dataclass
@@ -82,20 +74,16 @@ def time_in_process(
     for round_ in range(1, settings.rounds + 1):
         started = time.perf_counter()
         z = vae1.learn(
-            [images], prior_means, UpdateContext("vae", round_, gpu_ids, _silent)
+            [images], prior_means, UpdateContext("vae", round_, gpu_ids, no_progress)
         ).forward
         timing.seconds["vae"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        result = gmm1.learn([z], None, UpdateContext("gmm", round_, [], _silent))
+        result = gmm1.learn([z], None, UpdateContext("gmm", round_, [], no_progress))
         timing.seconds["gmm"].append(time.perf_counter() - started)
         prior_means = result.backward[0]
     timing.whole = time.perf_counter() - began
     timing.scores = dict(result.metrics)
     return timing
-
-
-def _silent(_total: int, _description: str) -> _Silent:
-    return _Silent()
 
 
 def run(

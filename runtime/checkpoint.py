@@ -29,9 +29,14 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 
+def fingerprint(data: bytes) -> str:
+    """sha256 of encoded bytes: what a resumed run checks its data and settings against."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def digest(value: Any) -> str:
-    """A stable fingerprint of a configuration or data set (sha256 of its msgpack)."""
-    return hashlib.sha256(codec.pack(value)).hexdigest()
+    """The fingerprint of a configuration (of its msgpack encoding)."""
+    return fingerprint(codec.pack(value))
 
 
 @dataclass

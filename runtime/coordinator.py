@@ -2,9 +2,10 @@
 
 Messages move by object reference: a module's update returns its forward and backward
 messages as separate Ray objects, and the coordinator hands the references to the next
-module's update, so message bytes go from node to node through Ray's object store. The
-coordinator is pinned to the driver's node: it writes the result files and, after every
-update, a checkpoint (module state, messages, position) there.
+module's update, which reads them from Ray's object store. The coordinator is pinned to
+the driver's node: it writes the result files there and, after every update, a
+checkpoint (module state, a copy of its messages, position), so it does fetch each
+message once, to save it.
 
 A module actor that dies (killed, out of memory, node lost) is started again from the
 last checkpoint and its interrupted update runs again, up to `max_restarts` times.

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
+from runtime import session
 from runtime.errors import ModuleError
 
 if TYPE_CHECKING:
@@ -51,6 +52,19 @@ class Resources:
 class Progress(Protocol):
     def update(self, n: int = 1) -> None: ...
     def close(self) -> None: ...
+
+
+class _NoProgress:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def no_progress(_total: int, _description: str) -> Progress:
+    """A progress factory that shows nothing: for modules run outside an actor."""
+    return _NoProgress()
 
 
 @dataclass(frozen=True)
@@ -87,8 +101,6 @@ class Module:
     resources: ClassVar[Resources] = Resources()
 
     def __init__(self, name: str | None = None) -> None:
-        from runtime import session  # the driver-side half; imported late to stay light
-
         self.name = name or self.kind
         self._handle = session.ModuleHandle(self)
 

@@ -8,7 +8,6 @@ comes from a user's script or from the command line.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from runtime import cluster, codec
+from runtime.checkpoint import fingerprint
 from runtime.errors import ModuleError
 
 if TYPE_CHECKING:
@@ -104,10 +104,10 @@ class Session:
         # on its way to the coordinator, which only passes it on to the modules.
         encoded = codec.encode(envelope)
         message = ray.put(encoded)
-        fingerprint = hashlib.sha256(encoded).hexdigest()  # checked when a run resumes
         self.call(
             "add_observation", handle.full_name, [message], list(envelope.payload.shape),
-            fingerprint, who=handle.full_name, what="registration", timeout_s=self.start_timeout_s,
+            fingerprint(encoded), who=handle.full_name, what="registration",
+            timeout_s=self.start_timeout_s,
         )  # fmt: skip
 
     def register_module(self, handle: ModuleHandle, inputs: list[str], shape: Shape) -> int:

@@ -6,20 +6,12 @@ import pytest
 from actors.gmm import GMM
 from runtime import ModuleError
 from runtime.metrics import classification_scores, matched_accuracy
-from runtime.module import UpdateContext
+from runtime.module import UpdateContext, no_progress
 from tests.conftest import blobs
 
 
-class _Silent:
-    def update(self, n=1):
-        pass
-
-    def close(self):
-        pass
-
-
 def context(round_=1):
-    return UpdateContext("module002_gmm", round_, [], lambda total, desc: _Silent())
+    return UpdateContext("module002_gmm", round_, [], no_progress)
 
 
 CENTRES = 8.0 * np.eye(4, 6)
