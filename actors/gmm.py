@@ -97,21 +97,54 @@ class GMM(Module):
         ]
         best = max(fits, key=lambda f: f.log_likelihood)
         self.params_ = best.params
-        classes = best.responsibilities.argmax(axis=1)
-        class_means = best.params.means[classes].astype(np.float32)  # (N, d)
-        files = {
-            "class_learn.txt": classes,
-            "Pdz_learn.txt": best.responsibilities,
-            "mu_learn.txt": class_means,
-            "gmm_params.npz": self.state(),
+        return self._result(
+            best.responsibilities,
+            self.category,
+            "learn",
+            {"log_likelihood": best.log_likelihood, "em_iterations": best.iterations},
+            {"gmm_params.npz": self.state()},
+        )
+
+    def recognize(
+        self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: UpdateContext
+    ) -> Update:
+        """Classifies novel latent variables with the learned mixture (no EM)."""
+        if self.params_ is None:
+            raise ValueError("recognition needs a learned model: update the GMM first")
+        z = np.asarray(inputs[0], dtype=np.float64)
+        log_prior = None if backward is None else self._log_prior(backward, len(z))
+        with threadpool_limits(self.num_threads):
+            responsibilities, log_likelihood = mixture.e_step(z, self.params_, log_prior)
+        return self._result(
+            responsibilities, ctx.category, "recog", {"log_likelihood": log_likelihood}
+        )
+
+    def _result(
+        self,
+        responsibilities: np.ndarray,
+        category: np.ndarray | Sequence[int] | None,
+        mode: str,
+        metrics: dict[str, float],
+        extra_files: Mapping[str, object] | None = None,
+    ) -> Update:
+        """Messages, files (``class_<mode>.txt``, ...) and scores of a classification."""
+        assert self.params_ is not None
+        classes = responsibilities.argmax(axis=1)
+        class_means = self.params_.means[classes].astype(np.float32)  # (N, d)
+        files: dict[str, object] = {
+            f"class_{mode}.txt": classes,
+            f"Pdz_{mode}.txt": responsibilities,
+            f"mu_{mode}.txt": class_means,
+            **(extra_files or {}),
         }
-        metrics = {"log_likelihood": best.log_likelihood, "em_iterations": best.iterations}
-        if self.category is not None:
-            scores = classification_scores(np.asarray(self.category), classes)
-            files["acc_learn.txt"] = scores["acc"]
+        if category is not None:
+            if len(category) != len(classes):
+                raise ValueError(f"category has {len(category)} labels for {len(classes)} elements")
+            scores = classification_scores(np.asarray(category), classes)
+            files[f"acc_{mode}.txt"] = scores["acc"]
             metrics.update(scores)
         return Update(
-            forward=best.responsibilities.astype(np.float32),
+            forward=responsibilities.astype(np.float32),
             backward=[class_means],
             files=files,
             metrics=metrics,

@@ -112,8 +112,7 @@ class VAE(Module):
                 f"prior means from above must have shape {(n, self.latent_dim)}, "
                 f"got {backward.shape}"
             )
-        device = torch.device("cuda" if ctx.gpu_ids and torch.cuda.is_available() else "cpu")
-        torch.set_num_threads(self.num_threads or len(os.sched_getaffinity(0)))
+        device = self._device(ctx)
         if self.net_ is None:
             self._build(input_dim, device)
         x = torch.tensor(observations, dtype=torch.float32, device=device)  # (N, D)
@@ -135,6 +134,28 @@ class VAE(Module):
             },
             metrics={"loss": losses[-1, 0], "reconstruction": losses[-1, 1], "kl": losses[-1, 2]},
         )
+
+    def recognize(
+        self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: UpdateContext
+    ) -> Update:
+        """z of novel data from the learned encoder (no training); the prior is unused."""
+        if self.net_ is None and not self._restored:
+            raise ValueError("recognition needs a learned model: update the VAE first")
+        device = self._device(ctx)
+        if self.net_ is None:
+            self._build(inputs[0].shape[1], device)
+        assert self.net_ is not None
+        z, x_hat = self._encode_all(self.net_, torch.tensor(inputs[0], device=device))
+        return Update(
+            forward=z,
+            backward=[x_hat],
+            files={"z_recog.txt": z, "x_hat_recog.npy": x_hat},
+        )
+
+    def _device(self, ctx: UpdateContext) -> torch.device:
+        """CUDA when Ray gave this actor a GPU; sets torch's CPU threads either way."""
+        torch.set_num_threads(self.num_threads or len(os.sched_getaffinity(0)))
+        return torch.device("cuda" if ctx.gpu_ids and torch.cuda.is_available() else "cpu")
 
     def _train(
         self,

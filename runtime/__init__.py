@@ -14,7 +14,7 @@ from runtime.errors import (
 )
 from runtime.module import Module, Resources, Update, UpdateContext
 from runtime.observation import Observation
-from runtime.session import Session, current, init, shutdown
+from runtime.session import Session, current, init, recognize, shutdown
 
 __all__ = [
     "ActorLost",
@@ -32,5 +32,6 @@ __all__ = [
     "UpdateContext",
     "current",
     "init",
+    "recognize",
     "shutdown",
 ]

@@ -14,9 +14,10 @@ last checkpoint and its interrupted update runs again, up to `max_restarts` time
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
 
@@ -25,6 +26,8 @@ from runtime.checkpoint import CheckpointStore, Manifest, digest, state_bytes
 from runtime.errors import ActorLost, CallTimeout, CheckpointError, ModuleError
 from runtime.host import ModuleHost
 from runtime.output import ResultWriter
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -170,18 +173,27 @@ class Coordinator:
 
     # ---- updates --------------------------------------------------------------------
     def update(self, name: str) -> bytes:
+        entry = self._entry(name)
+        return self._with_restarts(entry, lambda: self._update_once(entry))
+
+    def _entry(self, name: str) -> _Entry:
         entry = self._modules.get(name)
         if entry is None:
             raise ModuleError(name, "is not registered with the coordinator (call connect() first)")
+        return entry
+
+    def _with_restarts(self, entry: _Entry, call: Callable[[], T]) -> T:
+        """`call()`, run again on a fresh actor (restored from the checkpoint) if the
+        module's actor is lost, up to max_restarts times."""
         losses = 0
         while True:
             try:
-                return self._update_once(entry)
+                return call()
             except ActorLost as lost:
                 losses += 1
                 if losses > self._max_restarts:
                     raise ModuleError(
-                        name, f"its actor was lost {losses} times; giving up: {lost.problem}"
+                        entry.name, f"its actor was lost {losses} times; giving up: {lost.problem}"
                     ) from None
                 self.restarts += 1
                 self._start_actor(entry)
@@ -265,6 +277,85 @@ class Coordinator:
         manifest.history.append(record)
         self._store.commit(manifest, files)
         self._writer.write_history(manifest.history)
+
+    # ---- recognition ----------------------------------------------------------------
+    def recognize(
+        self,
+        observations: dict[str, list[Any]],
+        shapes: dict[str, list[int]],
+        order: list[str],
+        categories: bytes,
+        passes: int,
+    ) -> bytes:
+        """Novel data through the learned modules, in `order`, `passes` times; nothing is
+        learned or checkpointed. Returns the reports; files go beside the learned ones."""
+        forward: dict[str, Any] = {}
+        for name, message in observations.items():
+            if name not in self._observations:
+                raise ModuleError(name, "is not an observation of this model")
+            if shapes[name][1:] != self._shapes[name][1:]:
+                raise ModuleError(
+                    name,
+                    f"novel data has {shapes[name][1:]} features per element; the model "
+                    f"learned from {self._shapes[name][1:]}",
+                )
+            forward[name] = message[0]
+        available = set(forward)
+        for name in order:
+            entry = self._entry(name)
+            if entry.rounds == 0:
+                raise ModuleError(name, "has learned nothing yet: update it before recognition")
+            missing = [i for i in entry.spec["inputs"] if i not in available]
+            if missing:
+                raise ModuleError(
+                    name,
+                    f"recognition needs novel data for its input {missing[0]}, or that input "
+                    "recognized before it",
+                )
+            available.add(name)
+        labels = codec.unpack(categories)
+        backward: dict[str, Any] = {}
+        reports = []
+        for pass_ in range(1, passes + 1):
+            for name in order:
+                entry = self._modules[name]
+                reports.append(
+                    self._with_restarts(
+                        entry,
+                        lambda e=entry, p=pass_: self._recognize_once(
+                            e, p, forward, backward, labels.get(e.name)
+                        ),
+                    )
+                )
+        self._writer.write_json("recognition.json", reports)
+        return codec.pack(reports)
+
+    def _recognize_once(
+        self,
+        entry: _Entry,
+        pass_: int,
+        forward: dict[str, Any],
+        backward: dict[str, Any],
+        category: Any,
+    ) -> dict[str, Any]:
+        placement = self._placement(entry)
+        inputs = entry.spec["inputs"]
+        began = time.perf_counter()
+        refs = entry.actor.recognize.options(num_returns=4 + len(inputs)).remote(
+            pass_, backward.get(entry.name), codec.pack(category), *(forward[i] for i in inputs)
+        )
+        report, files, _state, _forward, *messages = cluster.wait(
+            refs, who=entry.name, what="recognition", timeout_s=self._update_timeout_s
+        )
+        self._writer.write_files(entry.name, codec.unpack(files))
+        record = codec.unpack(report)
+        record["wall_seconds"] = time.perf_counter() - began
+        record["node_ip"] = placement["node_ip"]
+        forward[entry.name] = refs[3]
+        for receiver, ref, message in zip(inputs, refs[4:], messages, strict=True):
+            if receiver in self._modules and message is not None:
+                backward[receiver] = ref
+        return record
 
     def placements(self) -> bytes:
         described = [self._placement(entry) for entry in self._modules.values()]

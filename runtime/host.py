@@ -6,7 +6,7 @@ import importlib
 import os
 import socket
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import ray
@@ -15,6 +15,13 @@ from ray.experimental import tqdm_ray
 from runtime import codec, process
 from runtime.errors import MessageError, ModuleError, SerketError
 from runtime.module import Module, Update, UpdateContext
+
+Mode = Literal["learn", "recognize"]
+
+
+def _with_rows(shape: Any, rows: int | None) -> tuple[int, ...]:
+    """A declared shape, with its first axis (elements) replaced when `rows` is given."""
+    return tuple(shape) if rows is None else (rows, *tuple(shape)[1:])
 
 
 def load_module_class(path: str) -> type[Module]:
@@ -82,14 +89,32 @@ class ModuleHost:
     def update(self, round_: int, backward: bytes | None, *inputs: bytes) -> tuple[Any, ...]:
         """Returns msgpack bytes: report, files, state, forward message, one backward
         message per input."""
+        return self._guarded("learn", round_, backward, inputs, None)
+
+    def recognize(
+        self, pass_: int, backward: bytes | None, category: bytes, *inputs: bytes
+    ) -> tuple[Any, ...]:
+        """Recognition of novel data (as many rows as its inputs), learning nothing; same
+        returns as `update`, with an empty state."""
+        return self._guarded("recognize", pass_, backward, inputs, codec.unpack(category))
+
+    def _guarded(
+        self,
+        mode: Mode,
+        round_: int,
+        backward: bytes | None,
+        inputs: tuple[bytes, ...],
+        category: np.ndarray | None,
+    ) -> tuple[Any, ...]:
         try:
-            return self._update(round_, backward, inputs)
+            return self._run(mode, round_, backward, inputs, category)
         except SerketError:
             raise
+        except NotImplementedError as exc:
+            raise ModuleError(self._name, str(exc)) from None
         except Exception as exc:
-            raise ModuleError(
-                self._name, f"update {round_} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            what = f"update {round_}" if mode == "learn" else "recognition"
+            raise ModuleError(self._name, f"{what} failed: {type(exc).__name__}: {exc}") from exc
 
     def _receive(self, message: bytes, kind: codec.MessageKind, shape: tuple[int, ...]) -> Any:
         envelope = codec.decode(message, receiver=self._name, kind=kind)
@@ -101,26 +126,34 @@ class ModuleHost:
             )
         return envelope.payload
 
-    def _update(
-        self, round_: int, backward: bytes | None, inputs: tuple[bytes, ...]
+    def _run(
+        self,
+        mode: Mode,
+        round_: int,
+        backward: bytes | None,
+        inputs: tuple[bytes, ...],
+        category: np.ndarray | None,
     ) -> tuple[Any, ...]:
+        # Learning sees the shapes declared at connect time; recognition sees novel data,
+        # whose element count (the first axis) is its own.
+        rows = self._rows(inputs) if mode == "recognize" else None
         arrays = [
-            self._receive(message, "forward", tuple(spec["shape"]))
+            self._receive(message, "forward", _with_rows(spec["shape"], rows))
             for message, spec in zip(inputs, self._inputs, strict=True)
         ]
-        prior = (
-            None if backward is None else self._receive(backward, "backward", self._output_shape)
-        )
+        output_shape = _with_rows(self._output_shape, rows)
+        prior = None if backward is None else self._receive(backward, "backward", output_shape)
         context = UpdateContext(
             module=self._name,
             round=round_,
             gpu_ids=[int(i) for i in ray.get_gpu_ids()],
             progress=_progress,
+            category=category,
         )
         began = time.perf_counter()
-        result = self._module.learn(arrays, prior, context)
+        result = getattr(self._module, mode)(arrays, prior, context)
         seconds = time.perf_counter() - began
-        self._check(result)
+        self._check(result, output_shape)
         forward = codec.encode(
             codec.Envelope(self._name, codec.BROADCAST, "forward", round_, result.forward)
         )
@@ -132,6 +165,7 @@ class ModuleHost:
         ]
         report = {
             "module": self._name,
+            "mode": mode,
             "round": round_,
             "seconds": seconds,
             "metrics": {k: float(v) for k, v in result.metrics.items()},
@@ -139,24 +173,32 @@ class ModuleHost:
         return (
             codec.pack(report),
             codec.pack(dict(result.files)),
-            codec.pack(self._module.state()),
+            codec.pack(self._module.state() if mode == "learn" else {}),
             forward,
             *backward_messages,
         )
 
-    def _check(self, result: Update) -> None:
+    def _rows(self, inputs: tuple[bytes, ...]) -> int:
+        """The novel data's element count: the first axis of the first input."""
+        envelope = codec.decode(inputs[0], receiver=self._name, kind="forward")
+        payload = envelope.payload
+        if not isinstance(payload, np.ndarray) or payload.ndim == 0:
+            raise MessageError(f"forward message from {envelope.sender} is not an array")
+        return int(payload.shape[0])
+
+    def _check(self, result: Update, shape: tuple[int, ...]) -> None:
         if not isinstance(result, Update):
-            raise ModuleError(self._name, f"learn() returned {type(result).__name__}, not Update")
+            raise ModuleError(self._name, f"it returned {type(result).__name__}, not Update")
         got = getattr(result.forward, "shape", type(result.forward).__name__)
-        if not isinstance(result.forward, np.ndarray) or got != self._output_shape:
+        if not isinstance(result.forward, np.ndarray) or got != shape:
             raise ModuleError(
                 self._name,
-                f"forward message must be an array of shape {self._output_shape} (declared by "
+                f"forward message must be an array of shape {shape} (declared by "
                 f"output_shape at connect time), got {got}",
             )
         if len(result.backward) != len(self._inputs):
             raise ModuleError(
                 self._name,
-                f"learn() returned {len(result.backward)} backward messages for "
+                f"it returned {len(result.backward)} backward messages for "
                 f"{len(self._inputs)} inputs",
             )

@@ -7,7 +7,8 @@ A module class does two jobs, like a scikit-learn estimator:
   asks the coordinator to run one update of it.
 * Inside its Ray actor, a copy rebuilt from the same parameters does the learning:
   `learn()` gets its inputs' forward messages and its own backward message and returns an
-  `Update`.
+  `Update`. After learning, `recognize()` processes novel data with what was learned and
+  learns nothing (Serket's recognition mode); its files end in ``_recog``.
 
 So that a copy can be rebuilt elsewhere without pickle, every constructor parameter must
 be stored under its own name (`self.K = K`) and be msgpack-encodable (numbers, strings,
@@ -75,6 +76,7 @@ class UpdateContext:
     round: int  # 1 for the module's first update
     gpu_ids: Sequence[int]  # accelerators Ray assigned to this actor (empty on CPU)
     progress: Callable[[int, str], Progress]  # progress(total, description)
+    category: np.ndarray | None = None  # recognition only: true labels, for scoring only
 
 
 @dataclass
@@ -181,6 +183,16 @@ class Module:
     ) -> Update:
         """One update: learn from the inputs and the message from above."""
         raise NotImplementedError
+
+    def recognize(
+        self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: UpdateContext
+    ) -> Update:
+        """Novel data through the learned model, changing nothing learned.
+
+        The inputs have as many rows as the novel data (not as the learning data); the
+        forward message and every backward message must have that many rows too.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no recognition mode")
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything learned so far, as named arrays: checkpointed after every update."""

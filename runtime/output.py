@@ -4,6 +4,8 @@ Layout under the output root::
 
     module001_vae/round_003/z_learn.txt   every round kept
     module001_vae/z_learn.txt             the latest round (a hard link to the above)
+    module001_vae/z_recog.txt             recognition of novel data (the last one run)
+    recognition.json                      one record per module recognition
     history.jsonl                         one line per module update: round, seconds, metrics
 """
 
@@ -63,16 +65,21 @@ class ResultWriter:
 
     def write_round(self, module: str, round_: int, files: Mapping[str, Any]) -> None:
         module_dir = self.root / module
-        round_dir = module_dir / f"round_{round_:03d}"
-        round_dir.mkdir(parents=True, exist_ok=True)
+        for name in self.write_files(module, files, f"round_{round_:03d}"):
+            _link_latest(module_dir / f"round_{round_:03d}" / name, module_dir / name)
+
+    def write_files(self, module: str, files: Mapping[str, Any], subdir: str = "") -> list[str]:
+        """Write a module's files (in `subdir` of its directory); returns their names."""
+        directory = self.root / module / subdir
+        directory.mkdir(parents=True, exist_ok=True)
         for name, value in files.items():
             if Path(name).name != name or name.startswith("."):
                 raise ModuleError(module, f"result file name {name!r} must be a plain file name")
             try:
-                _write_value(round_dir / name, value)
+                _write_value(directory / name, value)
             except ValueError as exc:
                 raise ModuleError(module, f"cannot write {name}: {exc}") from None
-            _link_latest(round_dir / name, module_dir / name)
+        return list(files)
 
     def write_json(self, name: str, value: Any) -> None:
         _write_value(self.root / name, value)

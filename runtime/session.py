@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -52,7 +54,7 @@ class Session:
         self._numbers = itertools.count()
         self._coordinator: Any = None
         self._started_ray = False
-        self._modules = 0  # registered with the coordinator
+        self._modules: list[str] = []  # registered with the coordinator, in order
 
     def next_number(self) -> int:
         return next(self._numbers)
@@ -91,21 +93,22 @@ class Session:
         ref = getattr(self.coordinator, method).remote(*args)
         return cluster.wait(ref, who=who, what=what, timeout_s=timeout_s)
 
-    def register_observation(self, handle: ObservationHandle) -> None:
-        envelope = codec.Envelope(
-            sender=handle.full_name,
-            receiver=codec.BROADCAST,
-            kind="forward",
-            round=0,
-            payload=handle.observation.data,
-        )
+    def _put_data(self, sender: str, data: np.ndarray) -> tuple[list[Any], bytes]:
+        """Data as a forward message in the object store, once however many read it.
+
+        The list keeps Ray from resolving the reference on its way to the coordinator,
+        which only passes it on to the modules. Also returns the encoded bytes.
+        """
+        envelope = codec.Envelope(sender, codec.BROADCAST, "forward", 0, data)
         self.start()  # before ray.put, which would otherwise start Ray without our options
-        # Put once in the object store; the list keeps Ray from resolving the reference
-        # on its way to the coordinator, which only passes it on to the modules.
         encoded = codec.encode(envelope)
-        message = ray.put(encoded)
+        return [ray.put(encoded)], encoded
+
+    def register_observation(self, handle: ObservationHandle) -> None:
+        data = handle.observation.data
+        message, encoded = self._put_data(handle.full_name, data)
         self.call(
-            "add_observation", handle.full_name, [message], list(envelope.payload.shape),
+            "add_observation", handle.full_name, message, list(data.shape),
             fingerprint(encoded), who=handle.full_name, what="registration",
             timeout_s=self.start_timeout_s,
         )  # fmt: skip
@@ -128,7 +131,7 @@ class Session:
                 },
             }
         )
-        self._modules += 1
+        self._modules.append(handle.full_name)
         return self.call("add_module", spec, who=handle.full_name, what="registration",
                          timeout_s=self.start_timeout_s)  # fmt: skip
 
@@ -138,6 +141,46 @@ class Session:
         backstop = self.update_timeout_s + self.start_timeout_s + 60
         report = self.call("update", name, who=name, what="update", timeout_s=backstop)
         return codec.unpack(report)
+
+    def recognize(
+        self,
+        data: Mapping[Observation, Any],
+        *,
+        category: Mapping[Module, Any] | None = None,
+        order: Sequence[Module] | None = None,
+        passes: int = 1,
+    ) -> list[dict[str, Any]]:
+        """Serket's recognition mode: novel data through the learned model, learning nothing.
+
+        data: novel data per observation (as many features as it learned from, any number
+        of elements). Each module in `order` (default: every module, in creation order)
+        runs `recognize` once per pass and writes ``*_recog`` files beside its learning
+        results; with passes > 1, backward messages from the pass before reach the modules
+        below. category: true labels per module, used only to score (e.g. acc_recog.txt).
+        Returns the modules' reports.
+        """
+        from runtime.observation import Observation, validated_data
+
+        if not isinstance(passes, int) or passes < 1:
+            raise ModuleError("recognition", f"passes must be a positive integer, got {passes!r}")
+        messages, shapes = {}, {}
+        for observation, values in data.items():
+            if not isinstance(observation, Observation):
+                raise ModuleError(
+                    "recognition", f"data must be keyed by Observation, got {observation!r}"
+                )
+            name = observation.full_name
+            array = validated_data(values, f"novel data for {name}")
+            messages[name] = self._put_data(name, array)[0]
+            shapes[name] = list(array.shape)
+        names = self._modules if order is None else [m.full_name for m in order]
+        labels = {m.full_name: np.asarray(y) for m, y in (category or {}).items()}
+        backstop = (self.update_timeout_s + self.start_timeout_s) * passes * len(names) + 60
+        reports = self.call(
+            "recognize", messages, shapes, list(names), codec.pack(labels), passes,
+            who="recognition", what="recognition", timeout_s=backstop,
+        )  # fmt: skip
+        return codec.unpack(reports)
 
     def status(self) -> dict[str, Any]:
         """Rounds done per module and how many times module actors were restarted."""
@@ -149,7 +192,7 @@ class Session:
     def placements(self) -> list[dict[str, Any]]:
         """Where each module's actor runs: node, IP, process id, accelerators."""
         # Each module's start-up is bounded by the coordinator; this is only a backstop.
-        backstop = self.start_timeout_s * max(1, self._modules) + 60
+        backstop = self.start_timeout_s * max(1, len(self._modules)) + 60
         described = self.call("placements", who="coordinator", what="placements",
                               timeout_s=backstop)  # fmt: skip
         return codec.unpack(described)
@@ -282,6 +325,11 @@ def init(output_root: str | Path = ".", *, address: str | None = None, **options
         _current.close()
     _current = Session(output_root, address=address, **options)
     return _current
+
+
+def recognize(data: Mapping[Observation, Any], **options: Any) -> list[dict[str, Any]]:
+    """Recognition in the current session: see `Session.recognize`."""
+    return current().recognize(data, **options)
 
 
 def shutdown() -> None:
