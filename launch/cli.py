@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 import runtime as srk
-from launch import bench, bench_messages, data, plots, recipes, report
+from launch import bench, bench_messages, data, graph, plots, recipes, report
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -189,6 +189,48 @@ def run_tutorial(args: argparse.Namespace) -> None:
         print(f"\nlatent space plot: {figure}")
 
 
+def run_graph_file(args: argparse.Namespace) -> None:
+    model = graph.load(args.graph)  # every field and data file checked before Ray starts
+    rounds = args.rounds or model.rounds
+    session = srk.init(
+        args.out,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume,
+        update_timeout_s=args.update_timeout,
+        start_timeout_s=args.start_timeout,
+        max_restarts=args.max_restarts,
+    )
+    print(f"graph: {model.path}: {len(model.modules)} modules, {rounds} rounds")
+    print(f"results: {session.output_root}")
+    try:
+        observations, modules = graph.build(model)
+        for placed in session.placements():
+            print(f"{placed['module']} on {placed['hostname']} ({placed['node_ip']})")
+        recipes.run_rounds(
+            [modules[name] for name in model.order],
+            rounds,
+            on_round=lambda r, reps: print(report.round_line(r, rounds, reps), flush=True),
+        )
+        recognized = []
+        if model.recognize_data and not args.no_recognize:
+            recognized = srk.recognize(
+                {observations[n]: values for n, values in model.recognize_data.items()},
+                category={modules[n]: y for n, y in model.recognize_category.items()},
+                passes=model.recognize_passes,
+            )
+    finally:
+        srk.shutdown()
+    history = (session.output_root / "history.jsonl").read_text().splitlines()
+    print()
+    print(report.summary_table([json.loads(line) for line in history]))
+    if recognized:
+        print("\nrecognition of novel data (no learning):")
+        for line in report.recognition_lines(recognized):
+            print(line)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="serket-ray", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -213,6 +255,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeats", type=int, default=1, help="alternate both runs N times; report the best"
     )
     benchmark.set_defaults(run=lambda args: bench.run(_settings(args), args, _placement(args)))
+    graph_run = commands.add_parser("run", help="run a model described in a YAML graph file")
+    graph_run.add_argument("graph", help="graph file, e.g. launch/graphs/vae_gmm_mm.yaml")
+    graph_run.add_argument("--rounds", type=int, help="override the file's rounds")
+    graph_run.add_argument("--out", type=Path, default=Path("serket_output"), help="output root")
+    graph_run.add_argument("--checkpoint-dir", help="checkpoint storage (default: OUT/checkpoints)")
+    graph_run.add_argument(
+        "--resume", action="store_true", help="continue the run checkpointed under OUT"
+    )
+    graph_run.add_argument(
+        "--no-recognize", action="store_true", help="skip the file's recognition section"
+    )
+    _add_cluster_flags(graph_run)
+    graph_run.set_defaults(run=run_graph_file)
     messages = commands.add_parser(
         "bench-messages", help="message cost by payload size, same node vs two nodes"
     )

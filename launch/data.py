@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ class Digits:
     labels: np.ndarray  # (N,) int
 
 
+@functools.lru_cache(maxsize=2)
 def tutorial_digits(per_class: int = 300) -> tuple[Digits, Digits]:
     """The tutorial's data: `per_class` real MNIST digits of each class, ordered 0,1,...,9,0,1,...
 
@@ -41,6 +43,32 @@ def tutorial_digits(per_class: int = 300) -> tuple[Digits, Digits]:
     return interleaved(0, per_class), interleaved(per_class, available)
 
 
+def ink_blocks(images: np.ndarray, side: int = 28, block: int = 4) -> np.ndarray:
+    """A second, coarser view of digit images: the ink in each block x block cell.
+
+    (N, side*side) pixels in [0, 1] -> (N, (side/block)^2) ink counts (pixel sums x 10,
+    rounded), a bag-of-features histogram for a multimodal LDA.
+    """
+    cells = side // block
+    grid = images.reshape(len(images), cells, block, cells, block)
+    return np.rint(grid.sum(axis=(2, 4)).reshape(len(images), -1) * 10).astype(np.float32)
+
+
+def builtin(name: str) -> np.ndarray:
+    """Embedded data by name, for graph files: digits, labels and ink blocks of the
+    tutorial's 3,000 digits (``tutorial_*``) or of the other 2,000 (``heldout_*``)."""
+    part, _, what = name.partition("_")
+    if part not in ("tutorial", "heldout") or what not in ("digits", "labels", "blocks"):
+        raise DataError(
+            name,
+            "unknown embedded data; choose {tutorial,heldout}_{digits,labels,blocks}",
+        )
+    digits = tutorial_digits()[0 if part == "tutorial" else 1]
+    if what == "labels":
+        return digits.labels
+    return digits.images if what == "digits" else ink_blocks(digits.images)
+
+
 def _read(path: Path) -> np.ndarray:
     try:
         if path.suffix == ".npy":
@@ -57,6 +85,16 @@ def _read(path: Path) -> np.ndarray:
 def load_matrix(path: str | Path) -> np.ndarray:
     """A data file as a finite 2-D float32 array: .txt (np.loadtxt), .npy, or .csv."""
     return validated_data(_read(Path(path)), str(path))
+
+
+def load_vector(path: str | Path) -> np.ndarray:
+    """A file of one finite number per line (labels, weights) as a 1-D array."""
+    values = _read(Path(path))
+    if values.ndim != 1:
+        raise DataError(str(path), f"must hold one number per line, got shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise DataError(str(path), "holds NaN or inf")
+    return values.astype(np.int64) if np.array_equal(values, np.round(values)) else values
 
 
 def load_labels(path: str | Path, expected: int) -> np.ndarray:

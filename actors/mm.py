@@ -1,0 +1,106 @@
+"""Serket's Markov model module: class transitions over the data sequence.
+
+Connected above a classifier (a GMM), whose forward message is P(class | z) per element in
+sequence order, it learns the class transition probabilities and sends back, for every
+element, P(class) given its predecessor; the classifier then classifies with that prior.
+
+Serket samples class sequences and counts them; this module takes the expected counts
+(the sum over neighbours of P(c_{n-1}) P(c_n)^T), the mean of those samples without their
+noise, as one matrix product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from runtime import Module, ModuleError, Resources, Update, UpdateContext
+
+
+class MarkovModel(Module):
+    """First-order Markov chain over the classes of the module below.
+
+    prior: the additive (Dirichlet) pseudo-count on every transition, so that unseen
+    transitions keep a small probability. The first element's predecessor is unknown: it
+    gets the classes' overall frequencies.
+    """
+
+    kind = "mm"
+    # Light work that runs between the heavy updates: it reserves no CPU (as Ray's
+    # actors do by default), so it fits beside a VAE and a GMM on a 2-core machine.
+    resources = Resources(num_cpus=0)
+
+    def __init__(self, prior: float = 1.0, name: str | None = None) -> None:
+        super().__init__(name)
+        self.prior = prior
+        if not np.isfinite(prior) or prior <= 0:
+            raise ModuleError(self.full_name, f"prior must be a positive number, got {prior!r}")
+        self.transitions_: np.ndarray | None = None  # (K, K): row i = P(next class | i)
+        self.initial_: np.ndarray | None = None  # (K,): P(class) of an element with no past
+
+    def output_shape(self, input_shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+        if len(input_shapes) != 1 or len(input_shapes[0]) != 2:
+            raise ValueError(
+                f"needs one input of class probabilities (elements, K), got {list(input_shapes)}"
+            )
+        if input_shapes[0][0] < 2:
+            raise ValueError("a sequence needs at least 2 elements")
+        return input_shapes[0]
+
+    def learn(
+        self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: UpdateContext
+    ) -> Update:
+        probabilities = _class_probabilities(inputs[0])
+        counts = probabilities[:-1].T @ probabilities[1:] + self.prior  # (K, K)
+        self.transitions_ = counts / counts.sum(axis=1, keepdims=True)
+        self.initial_ = probabilities.mean(axis=0)
+        predicted = self._predict(probabilities)
+        return Update(
+            forward=predicted,
+            backward=[predicted],
+            files={
+                "transitions_learn.txt": self.transitions_,
+                "prior_learn.txt": predicted,
+                "mm_params.npz": self.state(),
+            },
+            metrics={"transition_entropy": _mean_entropy(self.transitions_)},
+        )
+
+    def recognize(
+        self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: UpdateContext
+    ) -> Update:
+        """P(class | predecessor) over a novel sequence with the learned transitions."""
+        if self.transitions_ is None:
+            raise ValueError("recognition needs a learned model: update the Markov model first")
+        predicted = self._predict(_class_probabilities(inputs[0]))
+        return Update(forward=predicted, backward=[predicted], files={"prior_recog.txt": predicted})
+
+    def _predict(self, probabilities: np.ndarray) -> np.ndarray:
+        """Row n: sum_i P(c_{n-1} = i) P(c_n | i); row 0: the overall class frequencies."""
+        assert self.transitions_ is not None and self.initial_ is not None
+        predicted = np.empty_like(probabilities)
+        predicted[0] = self.initial_
+        predicted[1:] = probabilities[:-1] @ self.transitions_
+        return predicted.astype(np.float32)
+
+    def state(self) -> dict[str, np.ndarray]:
+        if self.transitions_ is None or self.initial_ is None:
+            return {}
+        return {"transitions": self.transitions_, "initial": self.initial_}
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        self.transitions_ = np.array(state["transitions"]) if state else None
+        self.initial_ = np.array(state["initial"]) if state else None
+
+
+def _class_probabilities(message: np.ndarray) -> np.ndarray:
+    probabilities = np.asarray(message, dtype=np.float64)
+    if (probabilities < 0).any() or not np.allclose(probabilities.sum(axis=1), 1, atol=1e-3):
+        raise ValueError("its input must be class probabilities: rows >= 0 that sum to 1")
+    return probabilities
+
+
+def _mean_entropy(transitions: np.ndarray) -> float:
+    """Mean entropy (nats) of the rows: low when each class has a clear successor."""
+    return float(-(transitions * np.log(transitions)).sum(axis=1).mean())
