@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 import runtime as srk
-from launch import bench, bench_messages, data, graph, plots, recipes, report
+from launch import bench, bench_messages, bench_models, data, graph, plots, recipes, report
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -268,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_cluster_flags(graph_run)
     graph_run.set_defaults(run=run_graph_file)
+    models = commands.add_parser(
+        "bench-models", help="accuracy of the shipped graph files (VAE+GMM, +MM, +MLDA) by seed"
+    )
+    models.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    models.add_argument("--out", type=Path, default=Path("runs/bench-models"))
+    models.set_defaults(run=lambda args: bench_models.run(args.seeds, args.out))
     messages = commands.add_parser(
         "bench-messages", help="message cost by payload size, same node vs two nodes"
     )
