@@ -34,11 +34,7 @@ def run_one(path: Path, seed: int, out: Path) -> dict[str, float | None]:
     try:
         observations, modules = graph.build(model)
         reports = recipes.run_rounds([modules[n] for n in model.order], model.rounds)
-        recognized = srk.recognize(
-            {observations[n]: v for n, v in model.recognize_data.items()},
-            category={modules[n]: y for n, y in model.recognize_category.items()},
-            passes=model.recognize_passes,
-        )
+        recognized = graph.recognize(model, observations, modules)
     finally:
         srk.shutdown()
     names = {spec.name: modules[spec.name].full_name for spec in model.modules}

@@ -136,20 +136,25 @@ def _record(args: argparse.Namespace, root: Path) -> None:
     temporary.replace(root / RUN_FILE)
 
 
-def run_tutorial(args: argparse.Namespace) -> None:
-    args = _recorded(args)
-    settings = _settings(args)
-    matrix, labels, source = _dataset(args)
-    session = srk.init(
+def _session(args: argparse.Namespace, *, resume: bool) -> srk.Session:
+    """A new session from the output and cluster flags."""
+    return srk.init(
         args.out,
         address=args.address,
         num_cpus=args.num_cpus,
         checkpoint_dir=args.checkpoint_dir,
-        resume=args.resume is not None,
+        resume=resume,
         update_timeout_s=args.update_timeout,
         start_timeout_s=args.start_timeout,
         max_restarts=args.max_restarts,
     )
+
+
+def run_tutorial(args: argparse.Namespace) -> None:
+    args = _recorded(args)
+    settings = _settings(args)
+    matrix, labels, source = _dataset(args)
+    session = _session(args, resume=args.resume is not None)
     print(f"data: {source}: {matrix.shape[0]} elements x {matrix.shape[1]} features")
     print(f"results: {session.output_root}")
     try:
@@ -192,16 +197,7 @@ def run_tutorial(args: argparse.Namespace) -> None:
 def run_graph_file(args: argparse.Namespace) -> None:
     model = graph.load(args.graph)  # every field and data file checked before Ray starts
     rounds = args.rounds or model.rounds
-    session = srk.init(
-        args.out,
-        address=args.address,
-        num_cpus=args.num_cpus,
-        checkpoint_dir=args.checkpoint_dir,
-        resume=args.resume,
-        update_timeout_s=args.update_timeout,
-        start_timeout_s=args.start_timeout,
-        max_restarts=args.max_restarts,
-    )
+    session = _session(args, resume=args.resume)
     print(f"graph: {model.path}: {len(model.modules)} modules, {rounds} rounds")
     print(f"results: {session.output_root}")
     try:
@@ -215,11 +211,7 @@ def run_graph_file(args: argparse.Namespace) -> None:
         )
         recognized = []
         if model.recognize_data and not args.no_recognize:
-            recognized = srk.recognize(
-                {observations[n]: values for n, values in model.recognize_data.items()},
-                category={modules[n]: y for n, y in model.recognize_category.items()},
-                passes=model.recognize_passes,
-            )
+            recognized = graph.recognize(model, observations, modules)
     finally:
         srk.shutdown()
     history = (session.output_root / "history.jsonl").read_text().splitlines()

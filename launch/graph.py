@@ -273,3 +273,14 @@ def _located(graph: Graph, module: str) -> Iterator[None]:
         raise GraphError(where, str(exc)) from None
     except srk.ModuleError as exc:
         raise GraphError(where, exc.problem) from None
+
+
+def recognize(
+    graph: Graph, observations: dict[str, srk.Observation], modules: dict[str, srk.Module]
+) -> list[dict[str, Any]]:
+    """Run the file's recognition section on the built model; returns the reports."""
+    return srk.recognize(
+        {observations[n]: values for n, values in graph.recognize_data.items()},
+        category={modules[n]: labels for n, labels in graph.recognize_category.items()},
+        passes=graph.recognize_passes,
+    )
