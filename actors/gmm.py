@@ -51,11 +51,7 @@ class GMM(Module):
         self.reg_covar = reg_covar
         self.seed = seed
         self.num_threads = num_threads
-        for field, value in (("K", K), ("itr", itr), ("n_init", n_init)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ModuleError(
-                    self.full_name, f"{field} must be a positive integer, got {value!r}"
-                )
+        self.require_positive_integers(K=K, itr=itr, n_init=n_init)
         if category is not None and np.ndim(category) != 1:
             raise ModuleError(
                 self.full_name, f"category must be 1-D labels, got shape {np.shape(category)}"

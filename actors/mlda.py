@@ -61,11 +61,7 @@ class MLDA(Module):
         self.beta = beta
         self.category = category
         self.seed = seed
-        for field, value in (("K", K), ("itr", itr)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ModuleError(
-                    self.full_name, f"{field} must be a positive integer, got {value!r}"
-                )
+        self.require_positive_integers(K=K, itr=itr)
         for field, value in (("alpha", alpha), ("beta", beta)):
             if not np.isfinite(value) or value <= 0:
                 raise ModuleError(self.full_name, f"{field} must be positive, got {value!r}")

@@ -66,11 +66,7 @@ class VAE(Module):
         self.decoder = decoder
         self.seed = seed
         self.num_threads = num_threads
-        for field, value in (("latent_dim", latent_dim), ("itr", itr), ("batch_size", batch_size)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ModuleError(
-                    self.full_name, f"{field} must be a positive integer, got {value!r}"
-                )
+        self.require_positive_integers(latent_dim=latent_dim, itr=itr, batch_size=batch_size)
         if loss not in LOSSES:
             raise ModuleError(self.full_name, f"loss must be one of {LOSSES}, got {loss!r}")
         if alpha < 0:

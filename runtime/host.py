@@ -24,6 +24,13 @@ def _with_rows(shape: Any, rows: int | None) -> tuple[int, ...]:
     return tuple(shape) if rows is None else (rows, *tuple(shape)[1:])
 
 
+def _rows(envelope: codec.Envelope) -> int:
+    """Novel data's element count: the first axis of its first input."""
+    if not isinstance(envelope.payload, np.ndarray) or envelope.payload.ndim == 0:
+        raise MessageError(f"forward message from {envelope.sender} is not an array")
+    return int(envelope.payload.shape[0])
+
+
 def load_module_class(path: str) -> type[Module]:
     module_name, _, qualname = path.partition(":")
     try:
@@ -116,8 +123,9 @@ class ModuleHost:
             what = f"update {round_}" if mode == "learn" else "recognition"
             raise ModuleError(self._name, f"{what} failed: {type(exc).__name__}: {exc}") from exc
 
-    def _receive(self, message: bytes, kind: codec.MessageKind, shape: tuple[int, ...]) -> Any:
-        envelope = codec.decode(message, receiver=self._name, kind=kind)
+    def _fitting(self, envelope: codec.Envelope, shape: tuple[int, ...]) -> Any:
+        """The envelope's array, if it has the shape this module expects."""
+        kind = envelope.kind
         got = getattr(envelope.payload, "shape", None)
         if got != shape:
             raise MessageError(
@@ -136,13 +144,20 @@ class ModuleHost:
     ) -> tuple[Any, ...]:
         # Learning sees the shapes declared at connect time; recognition sees novel data,
         # whose element count (the first axis) is its own.
-        rows = self._rows(inputs) if mode == "recognize" else None
+        received = [codec.decode(m, receiver=self._name, kind="forward") for m in inputs]
+        rows = _rows(received[0]) if mode == "recognize" else None
         arrays = [
-            self._receive(message, "forward", _with_rows(spec["shape"], rows))
-            for message, spec in zip(inputs, self._inputs, strict=True)
+            self._fitting(envelope, _with_rows(spec["shape"], rows))
+            for envelope, spec in zip(received, self._inputs, strict=True)
         ]
         output_shape = _with_rows(self._output_shape, rows)
-        prior = None if backward is None else self._receive(backward, "backward", output_shape)
+        prior = (
+            None
+            if backward is None
+            else self._fitting(
+                codec.decode(backward, receiver=self._name, kind="backward"), output_shape
+            )
+        )
         context = UpdateContext(
             module=self._name,
             round=round_,
@@ -177,14 +192,6 @@ class ModuleHost:
             forward,
             *backward_messages,
         )
-
-    def _rows(self, inputs: tuple[bytes, ...]) -> int:
-        """The novel data's element count: the first axis of the first input."""
-        envelope = codec.decode(inputs[0], receiver=self._name, kind="forward")
-        payload = envelope.payload
-        if not isinstance(payload, np.ndarray) or payload.ndim == 0:
-            raise MessageError(f"forward message from {envelope.sender} is not an array")
-        return int(payload.shape[0])
 
     def _check(self, result: Update, shape: tuple[int, ...]) -> None:
         if not isinstance(result, Update):

@@ -106,6 +106,14 @@ class Module:
         self.name = name or self.kind
         self._handle = session.ModuleHandle(self)
 
+    def require_positive_integers(self, **values: Any) -> None:
+        """Constructor check shared by modules: each named value is an integer >= 1."""
+        for field_name, value in values.items():
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ModuleError(
+                    self.full_name, f"{field_name} must be a positive integer, got {value!r}"
+                )
+
     # ---- driver side: Serket's API ------------------------------------------------
     def connect(self, *inputs: Module | Observation) -> None:
         """Wire this module to the modules or observations below it (they feed it)."""
