@@ -16,10 +16,7 @@ import numpy as np
 import torch
 
 import runtime as srk
-from actors import gmm, vae
-from launch import data, recipes
-from runtime import process
-from runtime.module import UpdateContext, no_progress
+from launch import data, local_run, recipes
 
 
 @dataclass
@@ -62,28 +59,8 @@ def time_in_process(
     images: np.ndarray, labels: np.ndarray, settings: recipes.TutorialSettings
 ) -> Timing:
     """The modules' own `learn` calls, chained by hand: no Ray, no messages, no files."""
-    timing = Timing()
-    process.keep_freed_memory()  # as every module actor does
-    gpu_ids = [0] if torch.cuda.is_available() else []
-    began = time.perf_counter()
-    vae1 = vae.VAE(
-        settings.latent_dim, itr=settings.epochs, batch_size=settings.batch_size, seed=settings.seed
-    )
-    gmm1 = gmm.GMM(settings.classes, category=labels, seed=settings.seed)
-    prior_means = None
-    for round_ in range(1, settings.rounds + 1):
-        started = time.perf_counter()
-        z = vae1.learn(
-            [images], prior_means, UpdateContext("vae", round_, gpu_ids, no_progress)
-        ).forward
-        timing.seconds["vae"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        result = gmm1.learn([z], None, UpdateContext("gmm", round_, [], no_progress))
-        timing.seconds["gmm"].append(time.perf_counter() - started)
-        prior_means = result.backward[0]
-    timing.whole = time.perf_counter() - began
-    timing.scores = dict(result.metrics)
-    return timing
+    run = local_run.run_vae_gmm(images, labels, settings)
+    return Timing(whole=run.whole, seconds=run.seconds, scores=run.scores[-1])
 
 
 def run(

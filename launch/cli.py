@@ -11,7 +11,17 @@ from typing import Any
 import numpy as np
 
 import runtime as srk
-from launch import bench, bench_messages, bench_models, data, graph, plots, recipes, report
+from launch import (
+    bench,
+    bench_messages,
+    bench_models,
+    bench_quality,
+    data,
+    graph,
+    plots,
+    recipes,
+    report,
+)
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -266,6 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     models.add_argument("--out", type=Path, default=Path("runs/bench-models"))
     models.set_defaults(run=lambda args: bench_models.run(args.seeds, args.out))
+    quality = commands.add_parser(
+        "bench-quality",
+        help="accuracy over seeds: coupled vs uncoupled VAE+GMM, PCA+GMM, recognition",
+    )
+    _add_model_flags(quality)
+    quality.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    quality.add_argument("--out", type=Path, default=Path("runs/bench-quality"))
+    quality.set_defaults(run=lambda args: bench_quality.run(_settings(args), args.seeds, args.out))
     messages = commands.add_parser(
         "bench-messages", help="message cost by payload size, same node vs two nodes"
     )

@@ -1,0 +1,35 @@
+"""The quality benchmark on a small subset: every configuration scored, files written."""
+
+from __future__ import annotations
+
+import json
+
+from launch import bench_quality, data, recipes
+
+
+def _subset(digits: data.Digits, n: int) -> data.Digits:
+    return data.Digits(digits.images[:n], digits.labels[:n])
+
+
+def test_quality_benchmark_scores_every_configuration(tmp_path, capsys):
+    learned, heldout = data.tutorial_digits()
+    settings = recipes.TutorialSettings(rounds=2, epochs=3, batch_size=100)
+    bench_quality.run(
+        settings, [0, 1], tmp_path, digits=(_subset(learned, 300), _subset(heldout, 200))
+    )
+
+    printed = capsys.readouterr().out
+    for name in bench_quality.CONFIGURATIONS:
+        assert name in printed
+    saved = json.loads((tmp_path / "quality.json").read_text())
+    assert saved["seeds"] == [0, 1]
+    for seed_result in saved["results"]:
+        assert set(seed_result) == set(bench_quality.CONFIGURATIONS)
+        coupled = seed_result["coupled (defaults)"]["per_round"]
+        uncoupled = seed_result["uncoupled, GMM once"]["per_round"]
+        assert len(coupled) == len(uncoupled) == settings.rounds
+        # Round 1 is the same model either way: no class means have been sent yet.
+        assert coupled[0] == uncoupled[0]
+        for result in seed_result.values():
+            assert 0.0 < result["final"]["acc"] <= 1.0
+    assert (tmp_path / "accuracy.png").stat().st_size > 10_000
