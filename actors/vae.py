@@ -32,8 +32,13 @@ class VAE(Module):
     encoder / decoder: optional import paths ``"package.file:function"`` of factories
     ``f(input_dim, latent_dim) -> nn.Module`` (encoder: D -> 2L) and
     ``f(latent_dim, input_dim) -> nn.Module`` (decoder: L -> D); or subclass and override
-    `build_networks`. num_threads: CPU threads for torch (default: all the node's cores,
-    since the modules of a round run one after another).
+    `build_networks`. augment: optional import path of ``f(x, generator) -> x`` that
+    perturbs observations; each round makes `augment_copies` perturbed copies of the data
+    (memory: that many times the data) and every epoch feeds the encoder a random copy of
+    each element, while the decoder must still reconstruct the unperturbed x, so z learns
+    to ignore the perturbation (e.g. ``"actors.augment:image_jitter"`` for digits).
+    num_threads: CPU threads for torch (default: all the node's cores, since the modules
+    of a round run one after another).
     """
 
     kind = "vae"
@@ -50,6 +55,8 @@ class VAE(Module):
         lr: float = 1e-3,
         encoder: str | None = None,
         decoder: str | None = None,
+        augment: str | None = None,
+        augment_copies: int = 8,
         seed: int = 0,
         num_threads: int | None = None,
         name: str | None = None,
@@ -64,9 +71,13 @@ class VAE(Module):
         self.lr = lr
         self.encoder = encoder
         self.decoder = decoder
+        self.augment = augment
+        self.augment_copies = augment_copies
         self.seed = seed
         self.num_threads = num_threads
-        self.require_positive_integers(latent_dim=latent_dim, itr=itr, batch_size=batch_size)
+        self.require_positive_integers(
+            latent_dim=latent_dim, itr=itr, batch_size=batch_size, augment_copies=augment_copies
+        )
         if loss not in LOSSES:
             raise ModuleError(self.full_name, f"loss must be one of {LOSSES}, got {loss!r}")
         if alpha < 0:
@@ -165,17 +176,24 @@ class VAE(Module):
         n = x.shape[0]
         generator = torch.Generator(device=x.device).manual_seed(self.seed * 100_003 + ctx.round)
         net.train()
+        copies = None  # (C, N, D): perturbed copies for the encoder; the decoder gives back x
+        if self.augment is not None:
+            augment = _factory(self.augment)
+            copies = torch.stack([augment(x, generator) for _ in range(self.augment_copies)])
         totals = torch.zeros(self.itr, 2, device=x.device)  # summed (reconstruction, KL)
         progress = ctx.progress(self.itr, f"{ctx.module} round {ctx.round} epochs")
         for epoch in range(self.itr):
             order = torch.randperm(n, device=x.device, generator=generator)
+            if copies is not None:
+                copy_of = torch.randint(len(copies), (n,), device=x.device, generator=generator)
             for start in range(0, n, self.batch_size):
                 index = order[start : start + self.batch_size]
                 batch = x[index]  # (B, D)
                 noise = torch.randn(
                     len(index), self.latent_dim, device=x.device, generator=generator
                 )
-                output, mean, logvar = net(batch, noise)
+                seen = batch if copies is None else copies[copy_of[index], index]
+                output, mean, logvar = net(seen, noise)
                 reconstruction = reconstruction_error(output, batch, self.loss)
                 kl = kl_to_prior(mean, logvar, prior_mean[index])
                 loss = (reconstruction + self.alpha * kl) / len(index)

@@ -32,6 +32,12 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latent-dim", type=int, default=defaults.latent_dim)
     parser.add_argument("-K", "--classes", type=int, default=defaults.classes, help="GMM classes")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--jitter",
+        action=argparse.BooleanOptionalAction,
+        help="slightly rotate, scale and move the digits the VAE's encoder sees "
+        "(default: on for the embedded digits, off for --data files)",
+    )
 
 
 def _add_cluster_flags(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +81,7 @@ def _settings(args: argparse.Namespace) -> recipes.TutorialSettings:
         latent_dim=args.latent_dim,
         classes=args.classes,
         seed=args.seed,
+        jitter=args.jitter if args.jitter is not None else getattr(args, "data", None) is None,
     )
 
 

@@ -46,10 +46,8 @@ def run_vae_gmm(
     """
     process.keep_freed_memory()  # as every module actor does
     began = time.perf_counter()
-    vae1 = vae.VAE(
-        settings.latent_dim, itr=settings.epochs, batch_size=settings.batch_size, seed=settings.seed
-    )
-    run = LocalRun(vae1, _new_gmm(labels, settings))
+    vae1 = recipes.tutorial_vae(settings)
+    run = LocalRun(vae1, recipes.tutorial_gmm(labels, settings))
     prior_means = None
     for round_ in range(1, settings.rounds + 1):
         started = time.perf_counter()
@@ -58,7 +56,7 @@ def run_vae_gmm(
         ).forward
         run.seconds["vae"].append(time.perf_counter() - started)
         if not coupled:
-            run.gmm = _new_gmm(labels, settings)
+            run.gmm = recipes.tutorial_gmm(labels, settings)
         started = time.perf_counter()
         result = run.gmm.learn([z], None, UpdateContext("gmm", round_, [], no_progress))
         run.seconds["gmm"].append(time.perf_counter() - started)
@@ -74,7 +72,3 @@ def recognize(run: LocalRun, images: np.ndarray, labels: np.ndarray) -> dict[str
     z = run.vae.recognize([images], None, UpdateContext("vae", 1, _gpu_ids(), no_progress))
     context = UpdateContext("gmm", 1, [], no_progress, category=labels)
     return dict(run.gmm.recognize([z.forward], None, context).metrics)
-
-
-def _new_gmm(labels: np.ndarray | None, settings: recipes.TutorialSettings) -> gmm.GMM:
-    return gmm.GMM(settings.classes, category=labels, seed=settings.seed)

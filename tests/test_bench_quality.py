@@ -28,6 +28,7 @@ def test_quality_benchmark_scores_every_configuration(tmp_path, capsys):
         coupled = seed_result["coupled (defaults)"]["per_round"]
         uncoupled = seed_result["uncoupled, GMM once"]["per_round"]
         assert len(coupled) == len(uncoupled) == settings.rounds
+        assert len(seed_result["coupled, no jitter"]["per_round"]) == settings.rounds
         # Round 1 is the same model either way: no class means have been sent yet.
         assert coupled[0] == uncoupled[0]
         for result in seed_result.values():

@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from actors.augment import image_jitter
 from actors.vae import VAE
 from actors.vae_net import kl_to_prior
 from runtime import ModuleError
 from runtime.module import UpdateContext
+
+JITTER = "actors.augment:image_jitter"
 
 
 class _Counting:
@@ -104,9 +107,39 @@ def test_user_networks_by_import_path(digits):
         ({"latent_dim": 2, "batch_size": 0}, "batch_size must be a positive integer"),
         ({"latent_dim": 2, "loss": "xent"}, "loss must be one of"),
         ({"latent_dim": 2, "alpha": -1}, "alpha"),
+        ({"latent_dim": 2, "augment_copies": 0}, "augment_copies must be a positive integer"),
     ],
 )
 def test_bad_parameters_name_the_module(kwargs, message):
     with pytest.raises(ModuleError, match=message) as caught:
         VAE(**kwargs)
     assert "_vae" in caught.value.module
+
+
+def test_image_jitter_moves_each_image_its_own_way_and_keeps_its_ink(digits):
+    images = torch.tensor(digits.images[:50])
+    jittered = image_jitter(images, torch.Generator().manual_seed(0))
+    again = image_jitter(images, torch.Generator().manual_seed(0))
+    assert jittered.shape == images.shape
+    assert torch.equal(jittered, again)  # reproducible from the generator
+    moved = (jittered - images).abs().sum(dim=1)
+    assert (moved > 1.0).all() and len(set(moved.tolist())) == 50
+    # Small rotations, scalings and shifts keep a digit's ink within about 25%.
+    ink = jittered.sum(dim=1) / images.sum(dim=1)
+    assert ((ink > 0.75) & (ink < 1.25)).all()
+    with pytest.raises(ValueError, match="square images"):
+        image_jitter(torch.zeros(2, 10), torch.Generator())
+
+
+def test_augmented_training_reconstructs_the_clean_digits(digits):
+    plain = VAE(4, itr=15, batch_size=50, hidden=(32,))
+    jittered = VAE(4, itr=15, batch_size=50, hidden=(32,), augment=JITTER, augment_copies=2)
+    plain_update = plain.learn([digits.images], None, context())
+    update = jittered.learn([digits.images], None, context())
+    losses = np.asarray(update.files["loss_learn.txt"])
+    assert losses[-1] < 0.8 * losses[0]
+    # The encoder saw other inputs, so it learned other weights and other z.
+    assert not np.allclose(update.forward, plain_update.forward)
+    # Encoding (and recognition) never jitters: the same digits give the same z.
+    again = jittered.recognize([digits.images], None, context()).forward
+    np.testing.assert_array_equal(again, update.forward)
