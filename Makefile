@@ -10,7 +10,7 @@ TORCH   ?= $(if $(HAS_GPU),torch==2.13.0,torch==2.13.0+cpu)
 # A run on one machine keeps Ray's traffic on loopback (Ray's single-machine mode).
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup demo test bench bench-models bench-messages lint clean
+.PHONY: setup demo test bench bench-models bench-quality bench-messages lint clean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,9 @@ bench: setup  ## tutorial settings: Ray actors vs one process (BENCH_FLAGS="--re
 
 bench-models: setup  ## accuracy of the shipped graph files over seeds (MODEL_FLAGS="--seeds 0 1 2")
 	$(BIN)/serket-ray bench-models $(MODEL_FLAGS)
+
+bench-quality: setup  ## accuracy over 5 seeds: coupled/uncoupled x jitter, PCA+GMM, recognition
+	$(BIN)/serket-ray bench-quality $(QUALITY_FLAGS)
 
 bench-messages: setup  ## message cost by payload size, one node vs two simulated nodes
 	$(BIN)/serket-ray bench-messages

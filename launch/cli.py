@@ -35,8 +35,9 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jitter",
         action=argparse.BooleanOptionalAction,
-        help="slightly rotate, scale and move the digits the VAE's encoder sees "
-        "(default: on for the embedded digits, off for --data files)",
+        default=False,
+        help="slightly rotate, scale and move the images the VAE's encoder sees "
+        "(square images only)",
     )
 
 
@@ -81,7 +82,7 @@ def _settings(args: argparse.Namespace) -> recipes.TutorialSettings:
         latent_dim=args.latent_dim,
         classes=args.classes,
         seed=args.seed,
-        jitter=args.jitter if args.jitter is not None else getattr(args, "data", None) is None,
+        jitter=args.jitter,
     )
 
 
@@ -285,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(run=lambda args: bench_models.run(args.seeds, args.out))
     quality = commands.add_parser(
         "bench-quality",
-        help="accuracy over seeds: coupled vs uncoupled VAE+GMM, PCA+GMM, recognition",
+        help="accuracy over seeds: coupled vs uncoupled VAE+GMM, with and without jitter, "
+        "PCA+GMM, recognition",
     )
     _add_model_flags(quality)
     quality.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])

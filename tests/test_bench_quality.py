@@ -25,10 +25,11 @@ def test_quality_benchmark_scores_every_configuration(tmp_path, capsys):
     assert saved["seeds"] == [0, 1]
     for seed_result in saved["results"]:
         assert set(seed_result) == set(bench_quality.CONFIGURATIONS)
-        coupled = seed_result["coupled (defaults)"]["per_round"]
-        uncoupled = seed_result["uncoupled, GMM once"]["per_round"]
+        coupled = seed_result["coupled (tutorial)"]["per_round"]
+        uncoupled = seed_result["uncoupled"]["per_round"]
         assert len(coupled) == len(uncoupled) == settings.rounds
-        assert len(seed_result["coupled, no jitter"]["per_round"]) == settings.rounds
+        assert len(seed_result["coupled, jitter"]["per_round"]) == settings.rounds
+        assert len(seed_result["uncoupled, jitter"]["per_round"]) == settings.rounds
         # Round 1 is the same model either way: no class means have been sent yet.
         assert coupled[0] == uncoupled[0]
         for result in seed_result.values():
