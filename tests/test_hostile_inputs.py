@@ -173,3 +173,14 @@ def test_message_whose_array_does_not_fit_the_receiver_names_both_ends():
 def test_gmm_parameters_checked_before_any_actor(session):
     with pytest.raises(srk.ModuleError, match="K must be a positive integer, got -2"):
         gmm.GMM(-2)
+
+
+def test_jitter_on_data_that_are_not_square_images(tmp_path, capsys):
+    np.save(tmp_path / "table.npy", np.random.default_rng(0).random((50, 5), dtype=np.float32))
+    argv = ["tutorial", "--data", str(tmp_path / "table.npy"), "--jitter", *SMALL, "-K", "2"]
+    _fails_cleanly(
+        [*argv, "--out", str(tmp_path / "run")],
+        capsys,
+        "module001_vae: update 1 failed: ValueError: image_jitter needs square images, "
+        "got 5 features per element",
+    )
