@@ -88,12 +88,21 @@ def run(
         )
     print(f"\n{summary(results)}\n(median [min-max] over seeds {seeds}; {settings})")
     (out / "quality.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=1))
-    curves = {
-        name: [[r["acc"] for r in seed_result[name]["per_round"]] for seed_result in results]
-        for name in CONFIGURATIONS[:4]
-    }
-    baseline = median(seed_result[CONFIGURATIONS[4]]["final"]["acc"] for seed_result in results)
-    path = plots.plot_accuracy_per_round(
-        curves, {CONFIGURATIONS[4]: baseline}, out / "accuracy.png"
-    )
+    path = plot(results, out / "accuracy.png")
     print(f"figures per seed: {out / 'quality.json'}; accuracy per round: {path}")
+
+
+def plot(results: list[dict[str, dict]], path: Path) -> Path:
+    """Accuracy per round, coupled vs uncoupled: without jitter, then with it."""
+
+    def curves(name: str) -> list[list[float]]:
+        return [[r["acc"] for r in seed_result[name]["per_round"]] for seed_result in results]
+
+    pca = median(seed_result[CONFIGURATIONS[4]]["final"]["acc"] for seed_result in results)
+    panels = {
+        "the tutorial's VAE": {"coupled": curves(CONFIGURATIONS[0]),
+                               "uncoupled": curves(CONFIGURATIONS[2])},
+        "with image jitter": {"coupled": curves(CONFIGURATIONS[1]),
+                              "uncoupled": curves(CONFIGURATIONS[3])},
+    }  # fmt: skip
+    return plots.plot_accuracy_per_round(panels, {CONFIGURATIONS[4]: pca}, path)

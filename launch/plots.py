@@ -31,26 +31,28 @@ def plot_latents(
 
 
 def plot_accuracy_per_round(
-    curves: dict[str, list[list[float]]], baselines: dict[str, float], path: Path
+    panels: dict[str, dict[str, list[list[float]]]], baselines: dict[str, float], path: Path
 ) -> Path:
     """Accuracy after each round: the median over seeds as a line, min-max as a band.
 
-    curves: per configuration, one list of per-round accuracies per seed; baselines:
-    single figures (e.g. a PCA + GMM median) drawn as horizontal lines.
+    panels: per panel title, per configuration, one list of per-round accuracies per
+    seed; baselines: single figures (e.g. a PCA + GMM median), a dashed line in each panel.
     """
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for name, per_seed in curves.items():
-        values = np.array(per_seed)  # (seeds, rounds)
-        rounds = np.arange(1, values.shape[1] + 1)
-        (line,) = axis.plot(rounds, np.median(values, axis=0), marker="o", label=name)
-        axis.fill_between(rounds, values.min(axis=0), values.max(axis=0), alpha=0.2,
-                          color=line.get_color())  # fmt: skip
-    for name, value in baselines.items():
-        axis.axhline(value, linestyle="--", color="grey", label=name)
-    axis.set_xlabel("round")
-    axis.set_ylabel("accuracy (optimal label matching)")
-    axis.set_xticks(rounds)
-    axis.legend(title=f"median, min-max band over {len(values)} seeds")
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), sharey=True)
+    for axis, (title, curves) in zip(np.atleast_1d(axes), panels.items(), strict=True):
+        for name, per_seed in curves.items():
+            values = np.array(per_seed)  # (seeds, rounds)
+            rounds = np.arange(1, values.shape[1] + 1)
+            (line,) = axis.plot(rounds, np.median(values, axis=0), marker="o", label=name)
+            axis.fill_between(rounds, values.min(axis=0), values.max(axis=0), alpha=0.2,
+                              color=line.get_color())  # fmt: skip
+        for name, value in baselines.items():
+            axis.axhline(value, linestyle="--", color="grey", label=name)
+        axis.set_title(title)
+        axis.set_xlabel("round")
+        axis.set_xticks(rounds)
+        axis.legend(title=f"median, min-max over {len(values)} seeds", loc="lower right")
+    np.atleast_1d(axes)[0].set_ylabel("accuracy (optimal label matching)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
