@@ -46,9 +46,14 @@ def run_one(path: Path, seed: int, out: Path) -> dict[str, float | None]:
     }
 
 
-def run(seeds: list[int], out: Path) -> None:
+def run(seeds: list[int], out: Path, names: list[str] | None = None) -> None:
+    """names: the shipped graph files to run, by stem (default: all of them)."""
+    shipped = {path.stem: path for path in SHIPPED}
+    unknown = sorted(set(names or []) - set(shipped))
+    if unknown:
+        raise srk.DataError("--graphs", f"no shipped graph file {unknown}; have {sorted(shipped)}")
     results: dict[str, list[dict[str, float | None]]] = {}
-    for path in SHIPPED:
+    for path in [shipped[name] for name in names] if names else SHIPPED:
         for seed in seeds:
             results.setdefault(path.stem, []).append(run_one(path, seed, out))
             found = results[path.stem][-1]

@@ -283,7 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     models.add_argument("--out", type=Path, default=Path("runs/bench-models"))
-    models.set_defaults(run=lambda args: bench_models.run(args.seeds, args.out))
+    models.add_argument(
+        "--graphs", nargs="+", metavar="NAME", help="shipped files to run (default: all)"
+    )
+    models.set_defaults(run=lambda args: bench_models.run(args.seeds, args.out, args.graphs))
     quality = commands.add_parser(
         "bench-quality",
         help="accuracy over seeds: coupled vs uncoupled VAE+GMM, with and without jitter, "
