@@ -155,7 +155,7 @@ class GMM(Module):
             raise ValueError(
                 "class prior from above must be finite, >= 0, with a positive sum per element"
             )
-        return np.log(np.maximum(prior, 1e-300))
+        return np.log(np.maximum(prior.astype(np.float64), 1e-300))  # float32 has no 1e-300
 
     def state(self) -> dict[str, np.ndarray]:
         if self.params_ is None:

@@ -1,5 +1,7 @@
 """The GMM module's learning, run directly (no Ray): blobs, class priors, validation."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -47,6 +49,17 @@ def test_a_uniform_prior_changes_nothing():
     plain = GMM(4, seed=3).learn([z], None, context())
     uniform = GMM(4, seed=3).learn([z], np.full((len(z), 4), 0.25), context())
     np.testing.assert_allclose(plain.forward, uniform.forward, atol=1e-5)
+
+
+def test_a_float32_prior_with_zeros_gives_finite_logs_and_no_warning():
+    # Messages travel as float32, where 1e-300 is 0: the floor must be taken in float64.
+    z, labels = blobs(50, CENTRES, spread=1.0)
+    prior = np.eye(4, dtype=np.float32)[labels]  # exactly 0 for three classes of four
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        update = GMM(4, category=labels).learn([z], prior, context())
+    assert np.isfinite(update.forward).all()
+    assert update.metrics["acc"] == 1.0
 
 
 def test_prior_of_the_wrong_shape_is_refused():
