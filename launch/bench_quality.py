@@ -20,9 +20,9 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from launch import data, local_run, plots, recipes
+from launch.report import SCORES
 from runtime.module import UpdateContext, no_progress
 
-SCORES = ("acc", "nmi", "ari")
 CONFIGURATIONS = (
     "coupled (tutorial)",
     "coupled, jitter",
