@@ -82,7 +82,7 @@ def _settings(args: argparse.Namespace) -> recipes.TutorialSettings:
         latent_dim=args.latent_dim,
         classes=args.classes,
         seed=args.seed,
-        jitter=args.jitter,
+        jitter=getattr(args, "jitter", False),  # absent from runs recorded before the flag
     )
 
 
