@@ -4,7 +4,7 @@ For each seed, in this process (the modules' own learn/recognize, see `local_run
 coupled VAE+GMM as the tutorial runs it, and with image jitter on the VAE's input; the
 same two VAEs uncoupled (prior N(0, I)), each with a GMM fitted once on its z; a GMM on
 a PCA projection of the pixels; and recognition of the held-out digits by the coupled
-model. Both jitter settings always run, whatever --jitter says. Prints median
+model. Both jitter settings always run (no --jitter flag here). Prints median
 [min-max] of accuracy, NMI and ARI, writes the per-seed figures to JSON and a plot of
 accuracy per round.
 """

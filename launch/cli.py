@@ -24,7 +24,7 @@ from launch import (
 )
 
 
-def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+def _add_model_flags(parser: argparse.ArgumentParser, *, jitter_flag: bool = True) -> None:
     defaults = recipes.TutorialSettings()
     parser.add_argument("--rounds", type=int, default=defaults.rounds, help="VAE->GMM rounds")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="VAE epochs per round")
@@ -32,6 +32,8 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latent-dim", type=int, default=defaults.latent_dim)
     parser.add_argument("-K", "--classes", type=int, default=defaults.classes, help="GMM classes")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    if not jitter_flag:
+        return
     parser.add_argument(
         "--jitter",
         action=argparse.BooleanOptionalAction,
@@ -292,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="accuracy over seeds: coupled vs uncoupled VAE+GMM, with and without jitter, "
         "PCA+GMM, recognition",
     )
-    _add_model_flags(quality)
+    _add_model_flags(quality, jitter_flag=False)  # it always runs both
     quality.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     quality.add_argument("--out", type=Path, default=Path("runs/bench-quality"))
     quality.set_defaults(run=lambda args: bench_quality.run(_settings(args), args.seeds, args.out))

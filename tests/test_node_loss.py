@@ -6,10 +6,7 @@ the middle of the VAE's second update; the VAE is started again on the head from
 round-1 checkpoint, the update re-runs, and the run completes.
 """
 
-import contextlib
 import json
-import os
-import signal
 import threading
 
 import numpy as np
@@ -36,14 +33,13 @@ def test_module_on_a_removed_node_restarts_elsewhere_and_the_run_completes(
 ):
     cluster, worker = two_nodes
     session = srk.init(tmp_path, address=cluster.address)
-    placed = {}
     try:
         obs = srk.Observation(digits.images)
         vae1, gmm1 = vae.VAE(4, itr=400, batch_size=50, hidden=(64,)), gmm.GMM(10)
         vae1.connect(obs)
         gmm1.connect(vae1)
-        placed = {p["module"]: p for p in session.placements()}
-        assert placed["module001_vae"]["node_id"] == worker.node_id
+        before = {p["module"]: p["node_id"] for p in session.placements()}
+        assert before["module001_vae"] == worker.node_id
         vae1.update()
         gmm1.update()
 
@@ -56,8 +52,6 @@ def test_module_on_a_removed_node_restarts_elsewhere_and_the_run_completes(
         status = session.status()
     finally:
         srk.shutdown()
-        if placed:
-            _end_orphan(placed["module001_vae"]["pid"])
     assert report["round"] == 2
     assert status["restarts"] >= 1
     assert after["module001_vae"] != worker.node_id
@@ -66,10 +60,3 @@ def test_module_on_a_removed_node_restarts_elsewhere_and_the_run_completes(
         ("module001_vae", 1), ("module002_gmm", 1), ("module001_vae", 2), ("module002_gmm", 2),
     ]  # fmt: skip
     assert np.loadtxt(tmp_path / "module001_vae" / "round_002" / "z_learn.txt").shape == (200, 4)
-
-
-def _end_orphan(pid: int) -> None:
-    """The removed node's VAE worker, which a simulated node leaves running (on a real
-    machine it goes with the machine): without this it trains on and slows later tests."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
