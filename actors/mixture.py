@@ -8,6 +8,7 @@ k-means (k-means++ seeding).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,22 +30,29 @@ class MixtureFit:
     responsibilities: np.ndarray  # (N, K): P(class | z, prior)
     log_likelihood: float  # mean over elements
     iterations: int
-    converged: bool
 
 
 def log_gaussian(z: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> np.ndarray:
     """log N(z_n | mean_k, cov_k) for every element and class: (N, K)."""
-    n, d = z.shape
-    k = len(means)
-    identity = np.eye(d)
+    identity = np.eye(z.shape[1])
     precision_cholesky = np.stack(  # (K, d, d): L_k^-T, so that cov_k^-1 = P_k P_k^T
         [solve_triangular(np.linalg.cholesky(c), identity, lower=True).T for c in covariances]
     )
+    return log_gaussian_by_precision(z, means, precision_cholesky)
+
+
+def log_gaussian_by_precision(
+    z: np.ndarray, means: np.ndarray, precision_cholesky: np.ndarray
+) -> np.ndarray:
+    """log N(z_n | mean_k, (P_k P_k^T)^-1) for triangular factors P_k (K, d, d): (N, K)."""
+    n, d = z.shape
+    k = len(means)
     shifts = np.einsum("kd,kde->ke", means, precision_cholesky)  # (K, d)
     # One matrix product for all classes: (N, d) @ (d, K*d) -> (N, K, d).
     y = (z @ precision_cholesky.transpose(1, 0, 2).reshape(d, k * d)).reshape(n, k, d) - shifts
-    log_det = np.log(np.diagonal(precision_cholesky, axis1=1, axis2=2)).sum(axis=1)  # (K,)
-    return -0.5 * (d * np.log(2 * np.pi) + np.einsum("nkd,nkd->nk", y, y)) + log_det
+    log_det = np.log(np.abs(np.diagonal(precision_cholesky, axis1=1, axis2=2))).sum(axis=1)
+    # math.log: a Python float keeps float32 inputs in float32 (a numpy float64 would not).
+    return -0.5 * (d * math.log(2 * math.pi) + np.einsum("nkd,nkd->nk", y, y)) + log_det
 
 
 def outer_products(z: np.ndarray) -> np.ndarray:
@@ -95,9 +103,9 @@ def fit(
         params = m_step(z, outer, responsibilities, reg_covar)
         responsibilities, log_likelihood = e_step(z, params, log_prior)
         if abs(log_likelihood - previous) < tol:
-            return MixtureFit(params, responsibilities, log_likelihood, iteration, True)
+            return MixtureFit(params, responsibilities, log_likelihood, iteration)
         previous = log_likelihood
-    return MixtureFit(params, responsibilities, log_likelihood, max_iter, False)
+    return MixtureFit(params, responsibilities, log_likelihood, max_iter)
 
 
 def kmeans_responsibilities(z: np.ndarray, n_classes: int, seed: int) -> np.ndarray:

@@ -5,7 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from actors.gmm import GMM
+from actors import mixture_gibbs
+from actors.gmm import ALGORITHMS, GMM
 from runtime import ModuleError
 from runtime.metrics import classification_scores, matched_accuracy
 from runtime.module import UpdateContext, no_progress
@@ -19,9 +20,10 @@ def context(round_=1):
 CENTRES = 8.0 * np.eye(4, 6)
 
 
-def test_well_separated_blobs_are_classified_almost_perfectly():
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_well_separated_blobs_are_classified_almost_perfectly(algorithm):
     z, labels = blobs(100, CENTRES, spread=1.0)
-    gmm = GMM(4, category=labels)
+    gmm = GMM(4, algorithm=algorithm, category=labels)
     update = gmm.learn([z], None, context())
     assert update.metrics["acc"] > 0.98
     assert update.forward.shape == (400, 4)
@@ -33,14 +35,15 @@ def test_well_separated_blobs_are_classified_almost_perfectly():
     assert update.files["acc_learn.txt"] == update.metrics["acc"]
 
 
-def test_a_class_prior_from_above_decides_ambiguous_elements():
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_class_prior_from_above_decides_ambiguous_elements(algorithm):
     # Two overlapping classes: the likelihood alone cannot separate them.
     z, labels = blobs(100, np.array([[0.0, 0.0], [0.3, 0.0]]), spread=1.0)
-    without = GMM(2, category=labels).learn([z], None, context())
+    without = GMM(2, algorithm=algorithm, category=labels).learn([z], None, context())
     assert without.metrics["acc"] < 0.8
     prior = np.full((len(z), 2), 0.02)
     prior[np.arange(len(z)), labels] = 0.98
-    with_prior = GMM(2, category=labels).learn([z], prior, context())
+    with_prior = GMM(2, algorithm=algorithm, category=labels).learn([z], prior, context())
     assert with_prior.metrics["acc"] > 0.95
 
 
@@ -76,9 +79,44 @@ def test_later_rounds_keep_the_best_of_warm_start_and_restarts():
     assert second.metrics["log_likelihood"] >= first.metrics["log_likelihood"] - 1e-6
 
 
+def test_gibbs_is_reproducible_by_seed():
+    z, _ = blobs(50, np.array([[0.0, 0.0], [1.5, 0.0], [0.0, 1.5]]), spread=1.0)
+    runs = [GMM(3, algorithm="gibbs", seed=s).learn([z], None, context()) for s in (4, 4, 5)]
+    np.testing.assert_array_equal(runs[0].forward, runs[1].forward)
+    assert not np.array_equal(runs[0].forward, runs[2].forward)
+
+
+def test_gibbs_draws_match_the_gauss_wishart_posterior():
+    # The hand-written Bartlett draws must have the posterior's moments (Bishop 2006,
+    # 10.60-10.63): E[Lambda] = nu W, E[Lambda^-1] = W^-1 / (nu - d - 1) and
+    # Cov[mean] = E[Lambda^-1] / beta, around E[mean] = m. Few points, so nu is small and
+    # an error in the degrees of freedom or the mean's scale shows.
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(8, 3)) @ np.array([[1.0, 0.0, 0.0], [0.5, 2.0, 0.0], [0.0, 0.3, 0.5]])
+    prior = mixture_gibbs.GaussWishartPrior.weak(z)
+    post = mixture_gibbs.posterior(z, np.zeros(8, dtype=int), 1, prior)
+    draws = [mixture_gibbs.draw_parameters(post, prior, rng) for _ in range(20_000)]
+    precisions = np.array([p[0] @ p[0].T for _, _, p in draws])
+    means = np.array([m[0] for _, m, _ in draws])
+    expected_precision = post.dof[0] * np.linalg.inv(post.inverse_scale[0])
+    expected_covariance = post.inverse_scale[0] / (post.dof[0] - 3 - 1)
+
+    def close(actual, expected):
+        np.testing.assert_allclose(actual, expected, atol=0.04 * np.abs(expected).max())
+
+    close(precisions.mean(axis=0), expected_precision)
+    close(np.linalg.inv(precisions).mean(axis=0), expected_covariance)
+    close(means.mean(axis=0), post.mean[0])
+    close(np.cov(means, rowvar=False), expected_covariance / post.mean_precision[0])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"K": 0}, "K must be a positive integer, got 0"), ({"K": 3, "itr": -1}, "itr must be")],
+    [
+        ({"K": 0}, "K must be a positive integer, got 0"),
+        ({"K": 3, "itr": -1}, "itr must be"),
+        ({"K": 3, "algorithm": "vb"}, "algorithm must be one of"),
+    ],
 )
 def test_bad_parameters_name_the_module(kwargs, message):
     with pytest.raises(ModuleError, match=message) as caught:
