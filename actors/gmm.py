@@ -16,17 +16,20 @@ from actors import mixture, mixture_gibbs
 from runtime import Module, ModuleError, Resources, Update, UpdateContext
 from runtime.metrics import classification_scores
 
-ALGORITHMS = ("em", "gibbs")
+ALGORITHMS = ("gibbs", "em")
 
 
 class GMM(Module):
     """Gaussian mixture over K classes, fitted by EM or by Gibbs sampling.
 
-    algorithm: "em" (maximum likelihood) or "gibbs" (Bayesian: a Gauss-Wishart prior per
-    class, as the original Serket GMM, sampled by blocked Gibbs; see `mixture_gibbs`).
+    algorithm: "gibbs" (Bayesian: a Gauss-Wishart prior per class, as the original Serket
+    GMM, sampled by blocked Gibbs; see `mixture_gibbs`) or "em" (maximum likelihood).
+    Gibbs is the default: coupled with the VAE it classified the tutorial digits better
+    on every seed measured (README, `make bench-quality`).
     Each update runs from `n_init` k-means++ starts and, after the first round, from the
-    previous round's solution too, and keeps the fit of highest likelihood. itr: EM
-    iterations at most, or Gibbs sweeps.
+    previous round's solution too, and keeps the fit of highest likelihood. itr: Gibbs
+    sweeps, or EM iterations at most; 50, where the original samples 100: coupled with
+    the VAE, 50 sweeps classified as well in half the time (README).
     category: true labels, used only to score (accuracy, NMI, ARI), never to learn.
     num_threads: BLAS threads; one is fastest for tutorial sizes, where more threads only
     contend (measured: 0.5 s vs 2.6 s per update on 2 cores).
@@ -38,8 +41,8 @@ class GMM(Module):
     def __init__(
         self,
         K: int,
-        itr: int = 100,
-        algorithm: str = "em",
+        itr: int = 50,
+        algorithm: str = "gibbs",
         category: Sequence[int] | np.ndarray | None = None,
         n_init: int = 3,
         tol: float = 1e-3,

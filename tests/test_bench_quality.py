@@ -28,6 +28,7 @@ def test_quality_benchmark_scores_every_configuration(tmp_path, capsys):
         coupled = seed_result["coupled (tutorial)"]["per_round"]
         uncoupled = seed_result["uncoupled"]["per_round"]
         assert len(coupled) == len(uncoupled) == settings.rounds
+        assert len(seed_result["coupled, other GMM"]["per_round"]) == settings.rounds
         assert len(seed_result["coupled, jitter"]["per_round"]) == settings.rounds
         assert len(seed_result["uncoupled, jitter"]["per_round"]) == settings.rounds
         # Round 1 is the same model either way: no class means have been sent yet.
