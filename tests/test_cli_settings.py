@@ -1,0 +1,24 @@
+"""Command-line model settings: what a flag selects, and how older runs are read back."""
+
+import argparse
+
+import pytest
+
+from launch import cli
+
+
+def test_gmm_flag_selects_the_algorithm_and_gibbs_is_the_default():
+    parser = cli.build_parser()
+    assert cli._settings(parser.parse_args(["tutorial"])).gmm == "gibbs"
+    assert cli._settings(parser.parse_args(["tutorial", "--gmm", "em"])).gmm == "em"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["tutorial", "--gmm", "variational"])
+
+
+def test_runs_recorded_before_the_flags_resume_as_they_ran():
+    # run.json of an older version has no "gmm" or "jitter": those runs used EM, no jitter.
+    recorded = argparse.Namespace(
+        rounds=5, epochs=200, batch_size=500, latent_dim=18, classes=10, seed=0
+    )
+    settings = cli._settings(recorded)
+    assert (settings.gmm, settings.jitter) == ("em", False)
