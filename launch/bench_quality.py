@@ -96,12 +96,15 @@ def run(
         f"other GMM: {other})"
     )
     (out / "quality.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=1))
-    path = plot(results, out / "accuracy.png")
+    path = plot(results, out / "accuracy.png", other)
     print(f"figures per seed: {out / 'quality.json'}; accuracy per round: {path}")
 
 
-def plot(results: list[dict[str, dict]], path: Path) -> Path:
-    """Accuracy per round, coupled (both GMMs) vs uncoupled: without jitter, then with it."""
+def accuracy_panels(
+    results: list[dict[str, dict]], other_gmm: str
+) -> tuple[dict[str, dict[str, list[list[float]]]], dict[str, float]]:
+    """Per-round accuracy curves, coupled (both GMMs) vs uncoupled, without jitter and with
+    it; and the PCA + GMM median as the reference line."""
 
     def curves(name: str) -> list[list[float]]:
         return [[r["acc"] for r in seed_result[name]["per_round"]] for seed_result in results]
@@ -109,9 +112,14 @@ def plot(results: list[dict[str, dict]], path: Path) -> Path:
     pca = median(seed_result[CONFIGURATIONS[5]]["final"]["acc"] for seed_result in results)
     panels = {
         "the tutorial's VAE": {"coupled": curves(CONFIGURATIONS[0]),
-                               "coupled, other GMM": curves(CONFIGURATIONS[1]),
+                               f"coupled, {other_gmm} GMM": curves(CONFIGURATIONS[1]),
                                "uncoupled": curves(CONFIGURATIONS[3])},
         "with image jitter": {"coupled": curves(CONFIGURATIONS[2]),
                               "uncoupled": curves(CONFIGURATIONS[4])},
     }  # fmt: skip
-    return plots.plot_accuracy_per_round(panels, {CONFIGURATIONS[4]: pca}, path)
+    return panels, {CONFIGURATIONS[5]: pca}
+
+
+def plot(results: list[dict[str, dict]], path: Path, other_gmm: str) -> Path:
+    """Accuracy per round (see `accuracy_panels`) as a figure."""
+    return plots.plot_accuracy_per_round(*accuracy_panels(results, other_gmm), path)

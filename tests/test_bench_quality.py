@@ -36,3 +36,16 @@ def test_quality_benchmark_scores_every_configuration(tmp_path, capsys):
         for result in seed_result.values():
             assert 0.0 < result["final"]["acc"] <= 1.0
     assert (tmp_path / "accuracy.png").stat().st_size > 10_000
+
+
+def test_plot_labels_each_curve_with_its_configuration():
+    def seed_result(offset: float) -> dict[str, dict]:
+        rounds = [{"acc": 0.5 + offset}, {"acc": 0.75 + offset}]
+        result = {name: {"per_round": rounds} for name in bench_quality.CONFIGURATIONS}
+        result["PCA of pixels + GMM"] = {"final": {"acc": 0.25 + offset}}
+        return result
+
+    panels, baselines = bench_quality.accuracy_panels([seed_result(0.0), seed_result(0.25)], "em")
+    assert baselines == {"PCA of pixels + GMM": 0.375}  # the median of 0.25 and 0.5
+    assert set(panels["the tutorial's VAE"]) == {"coupled", "coupled, em GMM", "uncoupled"}
+    assert panels["with image jitter"]["coupled"] == [[0.5, 0.75], [0.75, 1.0]]
