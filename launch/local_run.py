@@ -7,6 +7,10 @@ module actors run, so the numbers are the model's, not a re-implementation's.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -14,7 +18,7 @@ import numpy as np
 import torch
 
 from actors import gmm, vae
-from launch import recipes
+from launch import data, recipes
 from runtime import process
 from runtime.module import UpdateContext, no_progress
 
@@ -72,3 +76,29 @@ def recognize(run: LocalRun, images: np.ndarray, labels: np.ndarray) -> dict[str
     z = run.vae.recognize([images], None, UpdateContext("vae", 1, _gpu_ids(), no_progress))
     context = UpdateContext("gmm", 1, [], no_progress, category=labels)
     return dict(run.gmm.recognize([z.forward], None, context).metrics)
+
+
+def run_in_fresh_process(settings: recipes.TutorialSettings) -> dict:
+    """`run_vae_gmm` on the tutorial digits in a new Python process; its timings and scores.
+
+    A fresh process pays torch's warm-up in its first round, as a module actor does and
+    as a user's one-process script would; a process that has trained before does not.
+    Settings go in and results come back as JSON.
+    """
+    command = [sys.executable, "-m", "launch.local_run", json.dumps(dataclasses.asdict(settings))]
+    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        raise RuntimeError(f"one-process run failed:\n{finished.stderr[-2000:]}")
+    return json.loads(finished.stdout.splitlines()[-1])
+
+
+def _main(settings_json: str) -> None:
+    settings = recipes.TutorialSettings(**json.loads(settings_json))
+    digits, _ = data.tutorial_digits()
+    run = run_vae_gmm(digits.images, digits.labels, settings)
+    print(json.dumps({"whole": run.whole, "seconds": run.seconds, "scores": run.scores[-1]},
+                     default=float))  # fmt: skip
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1])
