@@ -41,35 +41,43 @@ def log_gaussian(z: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> n
     return log_gaussian_by_precision(z, means, precision_cholesky)
 
 
+ROWS_PER_BLOCK = 65_536  # elements whose (K, d) whitened offsets are held at once
+
+
 def log_gaussian_by_precision(
-    z: np.ndarray, means: np.ndarray, precision_cholesky: np.ndarray
+    z: np.ndarray,
+    means: np.ndarray,
+    precision_cholesky: np.ndarray,
+    rows_per_block: int = ROWS_PER_BLOCK,
 ) -> np.ndarray:
-    """log N(z_n | mean_k, (P_k P_k^T)^-1) for triangular factors P_k (K, d, d): (N, K)."""
-    n, d = z.shape
+    """log N(z_n | mean_k, (P_k P_k^T)^-1) for triangular factors P_k (K, d, d): (N, K).
+
+    Computed in blocks of rows, so the N x K x d intermediate never exceeds
+    `rows_per_block` x K x d, however many elements there are.
+    """
+    d = z.shape[1]
     k = len(means)
     shifts = np.einsum("kd,kde->ke", means, precision_cholesky)  # (K, d)
-    # One matrix product for all classes: (N, d) @ (d, K*d) -> (N, K, d).
-    y = (z @ precision_cholesky.transpose(1, 0, 2).reshape(d, k * d)).reshape(n, k, d) - shifts
+    stacked = precision_cholesky.transpose(1, 0, 2).reshape(d, k * d)  # (d, K*d)
     log_det = np.log(np.abs(np.diagonal(precision_cholesky, axis1=1, axis2=2))).sum(axis=1)
     # math.log: a Python float keeps float32 inputs in float32 (a numpy float64 would not).
-    return -0.5 * (d * math.log(2 * math.pi) + np.einsum("nkd,nkd->nk", y, y)) + log_det
+    constant = d * math.log(2 * math.pi)
+    blocks = []
+    for start in range(0, max(len(z), 1), rows_per_block):
+        block = z[start : start + rows_per_block]
+        # One matrix product for all classes: (B, d) @ (d, K*d) -> (B, K, d).
+        y = (block @ stacked).reshape(len(block), k, d) - shifts
+        blocks.append(-0.5 * (constant + np.einsum("nkd,nkd->nk", y, y)) + log_det)
+    return np.concatenate(blocks)
 
 
-def outer_products(z: np.ndarray) -> np.ndarray:
-    """z_n z_n^T flattened, (N, d*d): computed once per data set, reused by every M-step."""
-    n, d = z.shape
-    return (z[:, :, None] * z[:, None, :]).reshape(n, d * d)
-
-
-def m_step(
-    z: np.ndarray, outer: np.ndarray, responsibilities: np.ndarray, reg_covar: float
-) -> MixtureParams:
+def m_step(z: np.ndarray, responsibilities: np.ndarray, reg_covar: float) -> MixtureParams:
     d = z.shape[1]
     counts = responsibilities.sum(axis=0) + 10 * np.finfo(float).eps  # (K,)
     means = responsibilities.T @ z / counts[:, None]  # (K, d)
-    # E[z z^T] per class as one matrix product over the outer products, minus m m^T.
-    second_moment = (responsibilities.T @ outer).reshape(-1, d, d) / counts[:, None, None]
-    covariances = second_moment - means[:, :, None] * means[:, None, :]
+    # E[z z^T] per class, one weighted matrix product each: memory N x d, not N x d^2.
+    second_moment = np.stack([(z * r[:, None]).T @ z for r in responsibilities.T])
+    covariances = second_moment / counts[:, None, None] - means[:, :, None] * means[:, None, :]
     covariances += reg_covar * np.eye(d)
     return MixtureParams(counts / counts.sum(), means, covariances)
 
@@ -93,14 +101,12 @@ def fit(
     max_iter: int,
     tol: float,
     reg_covar: float,
-    outer: np.ndarray | None = None,
 ) -> MixtureFit:
     """EM from initial responsibilities until the log-likelihood gains less than `tol`."""
-    outer = outer_products(z) if outer is None else outer
     responsibilities = initial
     previous = -np.inf
     for iteration in range(1, max_iter + 1):
-        params = m_step(z, outer, responsibilities, reg_covar)
+        params = m_step(z, responsibilities, reg_covar)
         responsibilities, log_likelihood = e_step(z, params, log_prior)
         if abs(log_likelihood - previous) < tol:
             return MixtureFit(params, responsibilities, log_likelihood, iteration)

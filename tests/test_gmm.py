@@ -4,8 +4,9 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.stats import multivariate_normal
 
-from actors import mixture_gibbs
+from actors import mixture, mixture_gibbs
 from actors.gmm import ALGORITHMS, GMM
 from runtime import ModuleError
 from runtime.metrics import classification_scores, matched_accuracy
@@ -138,3 +139,39 @@ def test_matched_accuracy_is_optimal_under_relabelling():
     scores = classification_scores(truth, np.array([1, 1, 1, 0, 2, 2]))
     assert scores["acc"] == pytest.approx(5 / 6)
     assert 0 < scores["nmi"] < 1 and 0 < scores["ari"] < 1
+
+
+def _random_mixture(rng, k=3, d=4):
+    means = rng.normal(size=(k, d))
+    factors = rng.normal(size=(k, d, d))
+    covariances = factors @ factors.transpose(0, 2, 1) + np.eye(d)
+    return means, covariances
+
+
+def test_log_densities_in_row_blocks_match_scipy():
+    rng = np.random.default_rng(0)
+    means, covariances = _random_mixture(rng)
+    z = rng.normal(size=(50, 4))
+    expected = np.stack(
+        [multivariate_normal(m, c).logpdf(z) for m, c in zip(means, covariances, strict=True)],
+        axis=1,
+    )
+    precision_cholesky = np.stack(
+        [np.linalg.inv(np.linalg.cholesky(c)).T for c in covariances]
+    )  # cov^-1 = P P^T
+    for rows in (7, 50, 1000):  # several blocks, one exact block, one partial block
+        got = mixture.log_gaussian_by_precision(z, means, precision_cholesky, rows)
+        np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_m_step_gives_each_class_its_weighted_mean_and_covariance():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(200, 3))
+    responsibilities = rng.dirichlet(np.ones(2), size=200)
+    params = mixture.m_step(z, responsibilities, reg_covar=0.0)
+    for k in range(2):
+        weights = responsibilities[:, k]
+        np.testing.assert_allclose(params.means[k], np.average(z, axis=0, weights=weights))
+        expected = np.cov(z, rowvar=False, aweights=weights, bias=True)
+        np.testing.assert_allclose(params.covariances[k], expected, atol=1e-12)
+    np.testing.assert_allclose(params.weights, responsibilities.mean(axis=0))
