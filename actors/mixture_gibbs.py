@@ -17,8 +17,8 @@ E[Lambda_k] = the inverse of the data's covariance, so each class's scatter gets
 whole data's spread added as d pseudo-observations; symmetric Dirichlet(`concentration`)
 class sizes. That spread is what keeps a very tight class (the 1s of MNIST) from taking
 two components. scikit-learn's BayesianGaussianMixture default is d times narrower
-(E[Lambda_k] = d x the inverse covariance); on the tutorial's z it classified about as
-EM does (README, "Classification quality").
+(E[Lambda_k] = d x the inverse covariance); on the tutorial's z its chains classified
+worse and varied more (README, "Classification quality").
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The tutorial's modules chained in this process: no Ray, no messages, no files.
 
-The baseline the speed benchmark sets the actor system against, and the quick way to
-measure model variants over many seeds. `learn` and `recognize` are the very methods the
-module actors run, so the numbers are the model's, not a re-implementation's.
+The baseline the speed benchmark sets the actor system against (run in a child process,
+`run_in_fresh_process`), and the quick way to measure model variants over many seeds.
+`learn` and `recognize` are the very methods the module actors run, so the numbers are
+the model's, not a re-implementation's.
 """
 
 from __future__ import annotations
