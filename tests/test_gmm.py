@@ -175,3 +175,10 @@ def test_m_step_gives_each_class_its_weighted_mean_and_covariance():
         expected = np.cov(z, rowvar=False, aweights=weights, bias=True)
         np.testing.assert_allclose(params.covariances[k], expected, atol=1e-12)
     np.testing.assert_allclose(params.weights, responsibilities.mean(axis=0))
+
+
+def test_itr_defaults_per_algorithm_and_an_explicit_value_wins():
+    assert GMM(3).itr == 50  # Gibbs sweeps
+    assert GMM(3, algorithm="em").itr == 100  # EM iterations at most
+    assert GMM(3, itr=7, algorithm="em").itr == 7
+    assert GMM(3, algorithm="em").get_params()["itr"] == 100  # what a remote actor rebuilds
