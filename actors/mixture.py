@@ -32,13 +32,17 @@ class MixtureFit:
     iterations: int
 
 
-def log_gaussian(z: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> np.ndarray:
-    """log N(z_n | mean_k, cov_k) for every element and class: (N, K)."""
-    identity = np.eye(z.shape[1])
-    precision_cholesky = np.stack(  # (K, d, d): L_k^-T, so that cov_k^-1 = P_k P_k^T
+def precision_factors(covariances: np.ndarray) -> np.ndarray:
+    """Triangular P_k = L_k^-T (K, d, d) with cov_k = L_k L_k^T, so cov_k^-1 = P_k P_k^T."""
+    identity = np.eye(covariances.shape[-1])
+    return np.stack(
         [solve_triangular(np.linalg.cholesky(c), identity, lower=True).T for c in covariances]
     )
-    return log_gaussian_by_precision(z, means, precision_cholesky)
+
+
+def log_gaussian(z: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> np.ndarray:
+    """log N(z_n | mean_k, cov_k) for every element and class: (N, K)."""
+    return log_gaussian_by_precision(z, means, precision_factors(covariances))
 
 
 ROWS_PER_BLOCK = 65_536  # elements whose (K, d) whitened offsets are held at once
