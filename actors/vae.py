@@ -32,11 +32,15 @@ class VAE(Module):
     encoder / decoder: optional import paths ``"package.file:function"`` of factories
     ``f(input_dim, latent_dim) -> nn.Module`` (encoder: D -> 2L) and
     ``f(latent_dim, input_dim) -> nn.Module`` (decoder: L -> D); or subclass and override
-    `build_networks`. augment: optional import path of ``f(x, generator) -> x`` that
-    perturbs observations; each round makes `augment_copies` perturbed copies of the data
-    (memory: that many times the data) and every epoch feeds the encoder a random copy of
-    each element, while the decoder must still reconstruct the unperturbed x, so z learns
-    to ignore the perturbation (e.g. ``"actors.augment:image_jitter"`` for digits).
+    `build_networks`. preprocess: optional import path of ``f(x) -> x``, a label-free
+    transform applied to the observations before learning and before recognition alike;
+    the VAE then encodes and reconstructs the transformed data (e.g.
+    ``"actors.images:deskew"`` for digits). augment: optional import path of
+    ``f(x, generator) -> x`` that perturbs observations; each round makes `augment_copies`
+    perturbed copies of the data (memory: that many times the data) and every epoch feeds
+    the encoder a random copy of each element, while the decoder must still reconstruct the
+    unperturbed x, so z learns to ignore the perturbation (e.g.
+    ``"actors.images:image_jitter"`` for digits).
     num_threads: CPU threads for torch (default: all the node's cores, since the modules
     of a round run one after another).
     """
@@ -55,6 +59,7 @@ class VAE(Module):
         lr: float = 1e-3,
         encoder: str | None = None,
         decoder: str | None = None,
+        preprocess: str | None = None,
         augment: str | None = None,
         augment_copies: int = 8,
         seed: int = 0,
@@ -71,6 +76,7 @@ class VAE(Module):
         self.lr = lr
         self.encoder = encoder
         self.decoder = decoder
+        self.preprocess = preprocess
         self.augment = augment
         self.augment_copies = augment_copies
         self.seed = seed
@@ -122,7 +128,7 @@ class VAE(Module):
         device = self._device(ctx)
         if self.net_ is None:
             self._build(input_dim, device)
-        x = torch.tensor(observations, dtype=torch.float32, device=device)  # (N, D)
+        x = self._prepared(observations, device)  # (N, D)
         prior_mean = (
             torch.zeros(n, self.latent_dim, device=device)
             if backward is None
@@ -152,7 +158,7 @@ class VAE(Module):
         if self.net_ is None:
             self._build(inputs[0].shape[1], device)
         assert self.net_ is not None
-        z, x_hat = self._encode_all(self.net_, torch.tensor(inputs[0], device=device))
+        z, x_hat = self._encode_all(self.net_, self._prepared(inputs[0], device))
         return Update(
             forward=z,
             backward=[x_hat],
@@ -163,6 +169,11 @@ class VAE(Module):
         """CUDA when Ray gave this actor a GPU; sets torch's CPU threads either way."""
         torch.set_num_threads(self.num_threads or len(os.sched_getaffinity(0)))
         return torch.device("cuda" if ctx.gpu_ids and torch.cuda.is_available() else "cpu")
+
+    def _prepared(self, observations: np.ndarray, device: torch.device) -> torch.Tensor:
+        """The observations as a float32 tensor on `device`, through `preprocess` if set."""
+        x = torch.tensor(observations, dtype=torch.float32, device=device)
+        return x if self.preprocess is None else _factory(self.preprocess)(x)
 
     def _train(
         self,

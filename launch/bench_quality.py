@@ -1,12 +1,12 @@
 """Benchmark of classification quality: does coupling the VAE and the GMM pay?
 
 For each seed, in this process (the modules' own learn/recognize, see `local_run`):
-coupled VAE+GMM as the tutorial runs it, with the other GMM algorithm, and with image
-jitter on the VAE's input; the same two VAEs uncoupled (prior N(0, I)), each with a GMM
-fitted once on its z; a GMM on a PCA projection of the pixels; and recognition of the
-held-out digits by the coupled model. Both jitter settings and both GMM algorithms
-always run (no --jitter or --gmm flag here). Prints median [min-max] of accuracy, NMI
-and ARI, writes the per-seed figures to JSON and a plot of accuracy per round.
+coupled VAE+GMM as the tutorial runs it (deskewed digits), with the other GMM algorithm,
+and on the raw pixels; the same two VAEs uncoupled (prior N(0, I)), each with a GMM fitted
+once on its z; a GMM on a PCA projection of the deskewed and of the raw pixels; and
+recognition of the held-out digits by the coupled model. Both pixel settings and both GMM
+algorithms always run (no --deskew or --gmm flag here). Prints median [min-max] of
+accuracy, NMI and ARI, writes the per-seed figures to JSON and a plot of accuracy per round.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from pathlib import Path
 from statistics import median
 
 import numpy as np
+import torch
 from sklearn.decomposition import PCA
 
-from actors import gmm
+from actors import gmm, images
 from launch import data, local_run, plots, recipes
 from launch.report import SCORES
 from runtime.module import UpdateContext, no_progress
@@ -27,17 +28,25 @@ from runtime.module import UpdateContext, no_progress
 CONFIGURATIONS = (
     "coupled (tutorial)",
     "coupled, other GMM",
-    "coupled, jitter",
+    "coupled, raw pixels",
     "uncoupled",
-    "uncoupled, jitter",
-    "PCA of pixels + GMM",
+    "uncoupled, raw pixels",
+    "PCA + GMM",
+    "PCA + GMM, raw pixels",
     "coupled, recognition",
 )
+PANELS = {  # plot panel: its curves, and its dashed reference line
+    "deskewed digits (the tutorial's default)": (
+        ("coupled (tutorial)", "coupled, other GMM", "uncoupled"),
+        "PCA + GMM",
+    ),
+    "raw pixels": (("coupled, raw pixels", "uncoupled, raw pixels"), "PCA + GMM, raw pixels"),
+}
 
 
-def pca_gmm(images: np.ndarray, labels: np.ndarray, settings: recipes.TutorialSettings) -> dict:
+def pca_gmm(pixels: np.ndarray, labels: np.ndarray, settings: recipes.TutorialSettings) -> dict:
     """The GMM module on the pixels projected to `latent_dim` principal components."""
-    projected = PCA(settings.latent_dim, random_state=settings.seed).fit_transform(images)
+    projected = PCA(settings.latent_dim, random_state=settings.seed).fit_transform(pixels)
     module = recipes.tutorial_gmm(labels, settings)
     return dict(module.learn([projected], None, UpdateContext("gmm", 1, [], no_progress)).metrics)
 
@@ -45,20 +54,22 @@ def pca_gmm(images: np.ndarray, labels: np.ndarray, settings: recipes.TutorialSe
 def one_seed(
     settings: recipes.TutorialSettings, learned: data.Digits, heldout: data.Digits
 ) -> dict[str, dict]:
-    images, labels = learned.images, learned.labels
-    settings, jittered = replace(settings, jitter=False), replace(settings, jitter=True)
+    pixels, labels = learned.images, learned.labels
+    settings, raw = replace(settings, deskew=True), replace(settings, deskew=False)
     other_gmm = replace(settings, gmm=next(a for a in gmm.ALGORITHMS if a != settings.gmm))
     runs = {
-        CONFIGURATIONS[0]: local_run.run_vae_gmm(images, labels, settings),
-        CONFIGURATIONS[1]: local_run.run_vae_gmm(images, labels, other_gmm),
-        CONFIGURATIONS[2]: local_run.run_vae_gmm(images, labels, jittered),
-        CONFIGURATIONS[3]: local_run.run_vae_gmm(images, labels, settings, coupled=False),
-        CONFIGURATIONS[4]: local_run.run_vae_gmm(images, labels, jittered, coupled=False),
+        CONFIGURATIONS[0]: local_run.run_vae_gmm(pixels, labels, settings),
+        CONFIGURATIONS[1]: local_run.run_vae_gmm(pixels, labels, other_gmm),
+        CONFIGURATIONS[2]: local_run.run_vae_gmm(pixels, labels, raw),
+        CONFIGURATIONS[3]: local_run.run_vae_gmm(pixels, labels, settings, coupled=False),
+        CONFIGURATIONS[4]: local_run.run_vae_gmm(pixels, labels, raw, coupled=False),
     }
     results = {name: {"final": r.scores[-1], "per_round": r.scores} for name, r in runs.items()}
-    results[CONFIGURATIONS[5]] = {"final": pca_gmm(images, labels, settings)}
+    deskewed = images.deskew(torch.from_numpy(pixels)).numpy()
+    results[CONFIGURATIONS[5]] = {"final": pca_gmm(deskewed, labels, settings)}
+    results[CONFIGURATIONS[6]] = {"final": pca_gmm(pixels, labels, settings)}
     recognized = local_run.recognize(runs[CONFIGURATIONS[0]], heldout.images, heldout.labels)
-    results[CONFIGURATIONS[6]] = {"final": recognized}
+    results[CONFIGURATIONS[7]] = {"final": recognized}
     return results
 
 
@@ -102,22 +113,21 @@ def run(
 
 def accuracy_panels(
     results: list[dict[str, dict]], other_gmm: str
-) -> tuple[dict[str, dict[str, list[list[float]]]], dict[str, float]]:
-    """Per-round accuracy curves, coupled (both GMMs) vs uncoupled, without jitter and with
-    it; and the PCA + GMM median as the reference line."""
-
-    def curves(name: str) -> list[list[float]]:
-        return [[r["acc"] for r in seed_result[name]["per_round"]] for seed_result in results]
-
-    pca = median(seed_result[CONFIGURATIONS[5]]["final"]["acc"] for seed_result in results)
-    panels = {
-        "the tutorial's VAE": {"coupled": curves(CONFIGURATIONS[0]),
-                               f"coupled, {other_gmm} GMM": curves(CONFIGURATIONS[1]),
-                               "uncoupled": curves(CONFIGURATIONS[3])},
-        "with image jitter": {"coupled": curves(CONFIGURATIONS[2]),
-                              "uncoupled": curves(CONFIGURATIONS[4])},
-    }  # fmt: skip
-    return panels, {CONFIGURATIONS[5]: pca}
+) -> tuple[dict[str, dict[str, list[list[float]]]], dict[str, dict[str, float]]]:
+    """Per `PANELS` title: per-round accuracy curves per configuration (one list per seed),
+    and the median of its PCA + GMM reference."""
+    panels, baselines = {}, {}
+    for title, (curves, reference) in PANELS.items():
+        panels[title] = {
+            name.replace("other GMM", f"{other_gmm} GMM"): [
+                [r["acc"] for r in seed_result[name]["per_round"]] for seed_result in results
+            ]
+            for name in curves
+        }
+        baselines[title] = {
+            reference: median(seed_result[reference]["final"]["acc"] for seed_result in results)
+        }
+    return panels, baselines
 
 
 def plot(results: list[dict[str, dict]], path: Path, other_gmm: str) -> Path:

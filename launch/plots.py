@@ -31,12 +31,15 @@ def plot_latents(
 
 
 def plot_accuracy_per_round(
-    panels: dict[str, dict[str, list[list[float]]]], baselines: dict[str, float], path: Path
+    panels: dict[str, dict[str, list[list[float]]]],
+    baselines: dict[str, dict[str, float]],
+    path: Path,
 ) -> Path:
     """Accuracy after each round: the median over seeds as a line, min-max as a band.
 
     panels: per panel title, per configuration, one list of per-round accuracies per
-    seed; baselines: single figures (e.g. a PCA + GMM median), a dashed line in each panel.
+    seed; baselines: per panel title, single figures (e.g. a PCA + GMM median) drawn as
+    dashed lines in that panel.
     """
     figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), sharey=True)
     for axis, (title, curves) in zip(np.atleast_1d(axes), panels.items(), strict=True):
@@ -46,7 +49,7 @@ def plot_accuracy_per_round(
             (line,) = axis.plot(rounds, np.median(values, axis=0), marker="o", label=name)
             axis.fill_between(rounds, values.min(axis=0), values.max(axis=0), alpha=0.2,
                               color=line.get_color())  # fmt: skip
-        for name, value in baselines.items():
+        for name, value in baselines.get(title, {}).items():
             axis.axhline(value, linestyle="--", color="grey", label=name)
         axis.set_title(title)
         axis.set_xlabel("round")

@@ -15,10 +15,24 @@ def test_gmm_flag_selects_the_algorithm_and_gibbs_is_the_default():
         parser.parse_args(["tutorial", "--gmm", "variational"])
 
 
+def test_deskewing_is_on_for_the_embedded_digits_and_off_for_user_data():
+    parser = cli.build_parser()
+
+    def deskew(*flags: str) -> bool:
+        return cli._settings(parser.parse_args(["tutorial", *flags])).deskew
+
+    assert deskew() is True
+    assert deskew("--data", "table.npy") is False
+    assert deskew("--data", "digits.npy", "--deskew") is True
+    assert deskew("--no-deskew") is False
+    assert cli._settings(parser.parse_args(["bench"])).deskew is True
+
+
 def test_runs_recorded_before_the_flags_resume_as_they_ran():
-    # run.json of an older version has no "gmm" or "jitter": those runs used EM, no jitter.
+    # run.json of an older version has no "gmm", "deskew" or "jitter": those runs used EM,
+    # raw pixels and no jitter.
     recorded = argparse.Namespace(
         rounds=5, epochs=200, batch_size=500, latent_dim=18, classes=10, seed=0
     )
     settings = cli._settings(recorded)
-    assert (settings.gmm, settings.jitter) == ("em", False)
+    assert (settings.gmm, settings.deskew, settings.jitter) == ("em", False, False)

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from actors.augment import image_jitter
+from actors.images import deskew, image_jitter
 from actors.vae import VAE
 from actors.vae_net import kl_to_prior
 from runtime import ModuleError
 from runtime.module import UpdateContext
 
-JITTER = "actors.augment:image_jitter"
+JITTER = "actors.images:image_jitter"
+DESKEW = "actors.images:deskew"
 
 
 class _Counting:
@@ -129,6 +130,67 @@ def test_image_jitter_moves_each_image_its_own_way_and_keeps_its_ink(digits):
     assert ((ink > 0.75) & (ink < 1.25)).all()
     with pytest.raises(ValueError, match="square images"):
         image_jitter(torch.zeros(2, 10), torch.Generator())
+
+
+def _slant_and_centre(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per image: the regression of x on y over the ink, and the centre of ink (y, x)."""
+    ink = images.reshape(-1, 28, 28)
+    ys, xs = np.mgrid[:28, :28]
+    total = ink.sum(axis=(1, 2))
+    cy = (ink * ys).sum(axis=(1, 2)) / total
+    cx = (ink * xs).sum(axis=(1, 2)) / total
+    dy, dx = ys - cy[:, None, None], xs - cx[:, None, None]
+    slant = (ink * dx * dy).sum(axis=(1, 2)) / (ink * dy * dy).sum(axis=(1, 2))
+    return slant, cy, cx
+
+
+def test_deskew_straightens_slanted_strokes_and_centres_the_ink():
+    bar = np.zeros((28, 28), dtype=np.float32)
+    for y in range(4, 24):
+        bar[y, 4 + y // 2] = 1.0  # a stroke leaning right, left of centre
+    slant, cy, cx = _slant_and_centre(bar.ravel()[None])
+    assert slant[0] > 0.4 and abs(cx[0] - 13.5) >= 3
+
+    straight = deskew(torch.from_numpy(bar.reshape(1, -1))).numpy()
+    slant, cy, cx = _slant_and_centre(straight)
+    assert abs(slant[0]) < 0.05
+    assert abs(cy[0] - 13.5) < 0.2 and abs(cx[0] - 13.5) < 0.2
+    assert straight.sum() == pytest.approx(bar.sum(), rel=0.05)  # the ink is kept
+    assert deskew(torch.zeros(1, 784)).abs().sum() == 0  # a blank image stays blank
+    with pytest.raises(ValueError, match="deskew needs square images, got 10 features"):
+        deskew(torch.zeros(2, 10))
+
+
+def test_deskew_matches_scipy_on_real_digits(digits):
+    from scipy import ndimage
+
+    def reference(image: np.ndarray) -> np.ndarray:
+        slant, cy, cx = _slant_and_centre(image[None])
+        shear = np.array([[1.0, 0.0], [slant[0], 1.0]])  # (row, column) = (y, x)
+        centre_of_ink = np.array([cy[0], cx[0]])
+        offset = centre_of_ink - shear @ np.array([13.5, 13.5])
+        return ndimage.affine_transform(image.reshape(28, 28), shear, offset=offset, order=1)
+
+    images = digits.images[:100]
+    ours = deskew(torch.from_numpy(images)).numpy().reshape(-1, 28, 28)
+    theirs = np.stack([reference(image) for image in images])
+    assert np.abs(ours - theirs).mean() < 1e-4
+    assert np.abs(_slant_and_centre(ours.reshape(100, -1))[0]).max() < 0.05
+
+
+def test_preprocessing_applies_to_learning_and_recognition_alike(digits):
+    raw = VAE(4, itr=3, batch_size=50, hidden=(32,))
+    deskewing = VAE(4, itr=3, batch_size=50, hidden=(32,), preprocess=DESKEW)
+    raw_update = raw.learn([digits.images], None, context())
+    update = deskewing.learn([digits.images], None, context())
+    assert not np.allclose(update.forward, raw_update.forward)
+    # Recognition of the same raw digits deskews them too, so it gives the same z.
+    again = deskewing.recognize([digits.images], None, context()).forward
+    np.testing.assert_allclose(again, update.forward, atol=1e-6)
+    # The reconstructions are of the deskewed digits.
+    deskewed = deskew(torch.from_numpy(digits.images)).numpy()
+    x_hat = update.files["x_hat_learn.npy"]
+    assert np.abs(x_hat - deskewed).mean() < np.abs(x_hat - digits.images).mean()
 
 
 def test_augmented_training_reconstructs_the_clean_digits(digits):
