@@ -39,6 +39,12 @@ def _add_model_flags(parser: argparse.ArgumentParser, *, image_flags: bool = Tru
         default=defaults.gmm,
         help="the GMM's algorithm: Gibbs sampling with a Gauss-Wishart prior, or EM",
     )
+    parser.add_argument(
+        "--kl-weight",
+        type=float,
+        default=defaults.kl_weight,
+        help="the VAE's alpha: weight of the KL term to the GMM's class mean",
+    )
     if not image_flags:
         return
     parser.add_argument(
@@ -99,7 +105,9 @@ def _settings(args: argparse.Namespace) -> recipes.TutorialSettings:
         classes=args.classes,
         seed=args.seed,
         deskew=_deskew(args),
-        # Absent from runs recorded before these flags, which ran without jitter, with EM.
+        # Absent from runs recorded before these flags, which ran with alpha 1, without
+        # jitter, with EM.
+        kl_weight=getattr(args, "kl_weight", 1.0),
         jitter=getattr(args, "jitter", False),
         gmm=getattr(args, "gmm", "em"),
     )
@@ -324,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_flags(quality, image_flags=False)  # it always runs both; --gmm: the main one
     quality.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     quality.add_argument("--out", type=Path, default=Path("runs/bench-quality"))
-    quality.set_defaults(run=lambda args: bench_quality.run(_settings(args), args.seeds, args.out))
+    quality.set_defaults(  # both pixel settings run; the deskewed one is the main
+        deskew=True, run=lambda args: bench_quality.run(_settings(args), args.seeds, args.out)
+    )
     messages = commands.add_parser(
         "bench-messages", help="message cost by payload size, same node vs two nodes"
     )

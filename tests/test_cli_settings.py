@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from launch import cli
+from launch import cli, recipes
 
 
 def test_gmm_flag_selects_the_algorithm_and_gibbs_is_the_default():
@@ -29,10 +29,24 @@ def test_deskewing_is_on_for_the_embedded_digits_and_off_for_user_data():
 
 
 def test_runs_recorded_before_the_flags_resume_as_they_ran():
-    # run.json of an older version has no "gmm", "deskew" or "jitter": those runs used EM,
-    # raw pixels and no jitter.
+    # run.json of an older version has no "gmm", "deskew", "kl_weight" or "jitter": those
+    # runs used EM, raw pixels, alpha 1 and no jitter.
     recorded = argparse.Namespace(
         rounds=5, epochs=200, batch_size=500, latent_dim=18, classes=10, seed=0
     )
     settings = cli._settings(recorded)
-    assert (settings.gmm, settings.deskew, settings.jitter) == ("em", False, False)
+    assert (settings.gmm, settings.deskew, settings.kl_weight, settings.jitter) == (
+        "em",
+        False,
+        1.0,
+        False,
+    )
+
+
+def test_kl_weight_flag_reaches_the_tutorial_vae():
+    parser = cli.build_parser()
+    settings = cli._settings(parser.parse_args(["tutorial"]))
+    assert settings.kl_weight == 0.3
+    assert recipes.tutorial_vae(settings).alpha == 0.3
+    settings = cli._settings(parser.parse_args(["tutorial", "--kl-weight", "1"]))
+    assert recipes.tutorial_vae(settings).alpha == 1.0
