@@ -54,7 +54,7 @@ def plot_accuracy_per_round(
         axis.set_title(title)
         axis.set_xlabel("round")
         axis.set_xticks(rounds)
-        axis.legend(title=f"median, min-max over {len(values)} seeds", loc="lower right")
+        axis.legend(title=f"median, min-max over {len(values)} seeds", loc="best")
     np.atleast_1d(axes)[0].set_ylabel("accuracy (optimal label matching)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
