@@ -326,8 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(run=lambda args: bench_models.run(args.seeds, args.out, args.graphs))
     quality = commands.add_parser(
         "bench-quality",
-        help="accuracy over seeds: coupled (both GMM algorithms) vs uncoupled VAE+GMM, with "
-        "and without jitter, PCA+GMM, recognition",
+        help="accuracy over seeds: coupled (both GMM algorithms) vs uncoupled VAE+GMM, on "
+        "deskewed and raw pixels, PCA+GMM, recognition",
     )
     _add_model_flags(quality, image_flags=False)  # it always runs both; --gmm: the main one
     quality.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
