@@ -175,11 +175,12 @@ def test_gmm_parameters_checked_before_any_actor(session):
         gmm.GMM(-2)
 
 
-@pytest.mark.parametrize("flag", ["--jitter", "--deskew"])
-def test_image_flags_on_data_that_are_not_square_images(tmp_path, capsys, flag):
+@pytest.mark.parametrize(
+    ("flag", "transform"), [("--jitter", "image_jitter"), ("--deskew", "deskew")]
+)
+def test_image_flags_on_data_that_are_not_square_images(tmp_path, capsys, flag, transform):
     np.save(tmp_path / "table.npy", np.random.default_rng(0).random((50, 5), dtype=np.float32))
     argv = ["tutorial", "--data", str(tmp_path / "table.npy"), flag, *SMALL, "-K", "2"]
-    transform = flag.removeprefix("--").replace("jitter", "image_jitter")
     _fails_cleanly(
         [*argv, "--out", str(tmp_path / "run")],
         capsys,
