@@ -100,10 +100,7 @@ class GMM(Module):
         ]
         if self.params_ is not None:
             starts.append(mixture.e_step(z, self.params_, log_prior)[0])
-        fits = [
-            self._fit(z, start, log_prior, chain_seed=[self.seed, ctx.round, chain])
-            for chain, start in enumerate(starts)
-        ]
+        fits = self._fit_chains(z, starts, log_prior, ctx.round)
         best = max(fits, key=lambda f: f.log_likelihood)
         self.params_ = best.params
         return self._result(
@@ -114,19 +111,26 @@ class GMM(Module):
             {"gmm_params.npz": self.state()},
         )
 
-    def _fit(
+    def _fit_chains(
         self,
         z: np.ndarray,
-        start: np.ndarray,
+        starts: list[np.ndarray],
         log_prior: np.ndarray | None,
-        chain_seed: list[int],
-    ) -> mixture.MixtureFit:
-        if self.algorithm == "gibbs":
-            rng = np.random.default_rng(chain_seed)
-            return mixture_gibbs.sample(z, start, log_prior, sweeps=self.itr, rng=rng)
-        return mixture.fit(
-            z, start, log_prior, max_iter=self.itr, tol=self.tol, reg_covar=self.reg_covar
-        )
+        round_: int,
+    ) -> list[mixture.MixtureFit]:
+        """One fit per start; the Gibbs chains share z's features (`GibbsData`)."""
+        if self.algorithm == "em":
+            return [
+                mixture.fit(z, start, log_prior, max_iter=self.itr, tol=self.tol,
+                            reg_covar=self.reg_covar)
+                for start in starts
+            ]  # fmt: skip
+        data = mixture_gibbs.GibbsData.of(z)
+        return [
+            mixture_gibbs.sample(data, start, log_prior, sweeps=self.itr,
+                                 rng=np.random.default_rng([self.seed, round_, chain]))
+            for chain, start in enumerate(starts)
+        ]  # fmt: skip
 
     def recognize(
         self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: UpdateContext

@@ -45,7 +45,7 @@ def log_gaussian(z: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> n
     return log_gaussian_by_precision(z, means, precision_factors(covariances))
 
 
-ROWS_PER_BLOCK = 65_536  # elements whose (K, d) whitened offsets are held at once
+ROWS_PER_BLOCK = 65_536  # elements whose per-class intermediates are held at once
 
 
 def log_gaussian_by_precision(

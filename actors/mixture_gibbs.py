@@ -23,11 +23,14 @@ worse and varied more (README, "Classification quality").
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import logsumexp
 
-from actors.mixture import MixtureFit, MixtureParams, e_step, log_gaussian_by_precision
+from actors.mixture import ROWS_PER_BLOCK, MixtureFit, MixtureParams, precision_factors
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,79 @@ class GaussWishartPrior:
         return cls(z.mean(axis=0), mean_precision, float(d), d * covariance, concentration)
 
 
+def quadratic_features(z: np.ndarray) -> np.ndarray:
+    """Each element's z_i z_j (i <= j, row by row), z_i and 1: (d(d+1)/2 + d + 1, N) float32.
+
+    With these, one matrix product gives every class's log density of every element
+    (`log_densities`) and another every class's count, sums and second moments
+    (`class_statistics`): a sweep touches N x (d^2/2) numbers, not N x K x d. Built once
+    per update and shared by its chains. Feature-major, so each product streams rows.
+    Centre z first (see `GibbsData`): the expanded quadratic form then loses little to
+    float32 rounding.
+    """
+    n, d = z.shape
+    columns = np.ascontiguousarray(z.T, dtype=np.float32)  # (d, N)
+    features = np.empty((d * (d + 1) // 2 + d + 1, n), dtype=np.float32)
+    row = 0
+    for i in range(d):  # a loop over dimensions; each step covers every element
+        np.multiply(columns[i:], columns[i], out=features[row : row + d - i])
+        row += d - i
+    features[row : row + d] = columns
+    features[-1] = 1.0
+    return features
+
+
+@dataclass(frozen=True)
+class ClassStatistics:
+    counts: np.ndarray  # (K,)
+    sums: np.ndarray  # (K, d)
+    second: np.ndarray  # (K, d, d): sum of z z^T
+
+
+def class_statistics(
+    features: np.ndarray, classes: np.ndarray, n_classes: int, rows_per_block: int = ROWS_PER_BLOCK
+) -> ClassStatistics:
+    """Sufficient statistics of hard classes from `quadratic_features`, in float64.
+
+    One matrix product with the classes' indicator per block of `rows_per_block`
+    elements; the blocks' float32 sums are added in float64, so rounding does not grow
+    with N.
+    """
+    n_features, n = features.shape
+    d = math.isqrt(2 * n_features) - 1  # n_features = d(d+1)/2 + d + 1
+    totals = np.zeros((n_features, n_classes))
+    for start in range(0, n, rows_per_block):
+        block = classes[start : start + rows_per_block]
+        indicator = np.zeros((n_classes, len(block)), dtype=np.float32)
+        indicator[block, np.arange(len(block))] = 1.0
+        totals += features[:, start : start + rows_per_block] @ indicator.T
+    upper = np.triu_indices(d)
+    second = np.zeros((n_classes, d, d))
+    second[:, upper[0], upper[1]] = totals[: len(upper[0])].T
+    second = second + np.triu(second, k=1).transpose(0, 2, 1)
+    counts = np.bincount(classes, minlength=n_classes).astype(float)  # exact at any N
+    return ClassStatistics(counts, totals[len(upper[0]) : -1].T, second)
+
+
+def log_densities(
+    features: np.ndarray, means: np.ndarray, precision_cholesky: np.ndarray
+) -> np.ndarray:
+    """log N(z_n | mean_k, (P_k P_k^T)^-1) for every class and element: (K, N) float32.
+
+    -(z - m)^T L (z - m) / 2 expanded into weights on `quadratic_features`: -L_ii/2 on
+    z_i^2, -L_ij on z_i z_j (i < j), L m on z, and the constant on the feature 1.
+    """
+    d = means.shape[1]
+    precisions = precision_cholesky @ precision_cholesky.transpose(0, 2, 1)  # (K, d, d)
+    upper = np.triu_indices(d)
+    quadratic = -precisions[:, upper[0], upper[1]] * np.where(upper[0] == upper[1], 0.5, 1.0)
+    linear = np.einsum("kde,ke->kd", precisions, means)
+    log_det = np.log(np.abs(np.diagonal(precision_cholesky, axis1=1, axis2=2))).sum(axis=1)
+    constant = -0.5 * (np.einsum("kd,kd->k", means, linear) + d * math.log(2 * math.pi)) + log_det
+    weights = np.concatenate([quadratic, linear, constant[:, None]], axis=1)  # (K, features)
+    return weights.astype(np.float32) @ features
+
+
 @dataclass(frozen=True)
 class Posterior:
     """Gauss-Wishart posterior of every class given hard classes (Bishop 2006, 10.60-10.63)."""
@@ -58,24 +134,17 @@ class Posterior:
     inverse_scale: np.ndarray  # (K, d, d): W_k^-1
 
 
-def posterior(
-    z: np.ndarray, classes: np.ndarray, n_classes: int, prior: GaussWishartPrior
-) -> Posterior:
-    counts = np.bincount(classes, minlength=n_classes).astype(float)
-    # Per-class sums and scatter: a loop over the K classes, each a matrix product.
-    groups = np.split(z[np.argsort(classes, kind="stable")], np.cumsum(counts[:-1]).astype(int))
-    sums = np.stack([group.sum(axis=0) for group in groups])  # (K, d)
-    second = np.stack([group.T @ group for group in groups])  # (K, d, d)
-    beta = prior.mean_precision + counts
-    means = (prior.mean_precision * prior.mean + sums) / beta[:, None]
+def posterior(stats: ClassStatistics, prior: GaussWishartPrior) -> Posterior:
+    beta = prior.mean_precision + stats.counts
+    means = (prior.mean_precision * prior.mean + stats.sums) / beta[:, None]
     # W_k^-1 = W0^-1 + sum x x^T + beta0 m0 m0^T - beta_k m_k m_k^T
     inverse_scale = (
         prior.inverse_scale
-        + second
+        + stats.second
         + prior.mean_precision * np.outer(prior.mean, prior.mean)
         - beta[:, None, None] * means[:, :, None] * means[:, None, :]
     )
-    return Posterior(counts, beta, means, prior.dof + counts, inverse_scale)
+    return Posterior(stats.counts, beta, means, prior.dof + stats.counts, inverse_scale)
 
 
 def draw_parameters(
@@ -112,41 +181,72 @@ def posterior_mean(post: Posterior, prior: GaussWishartPrior) -> MixtureParams:
     return MixtureParams(sizes / sizes.sum(), post.mean, covariances)
 
 
+@dataclass(frozen=True)
+class GibbsData:
+    """What every chain of one update samples from: z centred on the prior's mean, as
+    `quadratic_features`, and the prior in that centred frame."""
+
+    features: np.ndarray  # (F, N) float32
+    prior: GaussWishartPrior  # its mean is zero: the origin below was subtracted
+    origin: np.ndarray  # (d,): the prior's mean in z's own frame
+
+    @classmethod
+    def of(cls, z: np.ndarray, prior: GaussWishartPrior | None = None) -> GibbsData:
+        prior = prior or GaussWishartPrior.weak(z)
+        centred = dataclasses.replace(prior, mean=np.zeros_like(prior.mean))
+        return cls(quadratic_features(z - prior.mean), centred, prior.mean)
+
+
 def sample(
-    z: np.ndarray,
+    data: GibbsData,
     initial: np.ndarray,
     log_prior: np.ndarray | None,
     *,
     sweeps: int,
     rng: np.random.Generator,
-    prior: GaussWishartPrior | None = None,
 ) -> MixtureFit:
     """`sweeps` blocked Gibbs sweeps from initial responsibilities (N, K).
 
-    The result summarises the last sample: the posterior mean of the parameters given its
-    classes, and P(class | z) under that mean (with the class prior from above).
+    `data` is `GibbsData.of(z)`, shared by the chains of an update. The result summarises
+    the last sample: the posterior mean of the parameters given its classes, and
+    P(class | z) under that mean (with the class prior from above), in float32 as sent.
     """
-    prior = prior or GaussWishartPrior.weak(z)
     n_classes = initial.shape[1]
     classes = initial.argmax(axis=1)
-    z32 = z.astype(np.float32)  # the class draws need no more; 5x faster densities
+    log_prior_by_class = None if log_prior is None else log_prior.T.astype(np.float32)  # (K, N)
     for _ in range(sweeps):
-        log_weights, means, precision_cholesky = draw_parameters(
-            posterior(z, classes, n_classes, prior), prior, rng
-        )
-        joint = (
-            log_gaussian_by_precision(
-                z32, means.astype(np.float32), precision_cholesky.astype(np.float32)
-            )
-            + log_weights
-        )
-        if log_prior is not None:
-            joint += log_prior
+        post = posterior(class_statistics(data.features, classes, n_classes), data.prior)
+        log_weights, means, precision_cholesky = draw_parameters(post, data.prior, rng)
+        joint = _log_joint(data, log_weights, means, precision_cholesky, log_prior_by_class)
         # Every element's class at once, by inverting its cumulative distribution.
-        probabilities = np.exp(joint - joint.max(axis=1, keepdims=True))
-        cumulative = np.cumsum(probabilities, axis=1)
-        uniform = rng.random(len(z))[:, None] * cumulative[:, -1:]
-        classes = np.minimum((cumulative < uniform).sum(axis=1), n_classes - 1)
-    summary = posterior_mean(posterior(z, classes, n_classes, prior), prior)
-    responsibilities, log_likelihood = e_step(z, summary, log_prior)
-    return MixtureFit(summary, responsibilities, log_likelihood, sweeps)
+        probabilities = np.exp(joint - joint.max(axis=0))
+        cumulative = np.cumsum(probabilities, axis=0)
+        uniform = rng.random(len(classes), dtype=np.float32) * cumulative[-1]
+        classes = np.minimum((cumulative < uniform).sum(axis=0), n_classes - 1)
+    post = posterior(class_statistics(data.features, classes, n_classes), data.prior)
+    centred = posterior_mean(post, data.prior)
+    joint = _log_joint(
+        data,
+        np.log(centred.weights),
+        centred.means,
+        precision_factors(centred.covariances),
+        log_prior_by_class,
+    )
+    norm = logsumexp(joint, axis=0)
+    summary = dataclasses.replace(centred, means=centred.means + data.origin)
+    return MixtureFit(summary, np.exp(joint - norm).T, float(norm.mean()), sweeps)
+
+
+def _log_joint(
+    data: GibbsData,
+    log_weights: np.ndarray,
+    means: np.ndarray,
+    precision_cholesky: np.ndarray,
+    log_prior_by_class: np.ndarray | None,
+) -> np.ndarray:
+    """log (class size x density x class prior from above) per class and element: (K, N)."""
+    joint = log_densities(data.features, means, precision_cholesky)
+    joint += log_weights.astype(np.float32)[:, None]
+    if log_prior_by_class is not None:
+        joint += log_prior_by_class
+    return joint

@@ -14,6 +14,7 @@ import runtime as srk
 from actors.gmm import ALGORITHMS
 from launch import (
     bench,
+    bench_gmm,
     bench_messages,
     bench_models,
     bench_quality,
@@ -339,6 +340,19 @@ def build_parser() -> argparse.ArgumentParser:
         "bench-messages", help="message cost by payload size, same node vs two nodes"
     )
     messages.set_defaults(run=lambda args: bench_messages.run())
+    mixture = commands.add_parser(
+        "bench-gmm", help="one GMM update by number of elements, on synthetic latents"
+    )
+    mixture.add_argument("--elements", type=int, nargs="+", default=[3_000, 60_000, 300_000])
+    mixture.add_argument("--latent-dim", type=int, default=18)
+    mixture.add_argument("--classes", type=int, default=10)
+    mixture.add_argument("--gmm", choices=ALGORITHMS, default="gibbs")
+    mixture.add_argument("--seed", type=int, default=0)
+    mixture.set_defaults(
+        run=lambda args: bench_gmm.run(
+            args.elements, args.latent_dim, args.classes, args.gmm, args.seed
+        )
+    )
     return parser
 
 

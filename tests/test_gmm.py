@@ -8,6 +8,7 @@ from scipy.stats import multivariate_normal
 
 from actors import mixture, mixture_gibbs
 from actors.gmm import ALGORITHMS, GMM
+from launch import bench_gmm
 from runtime import ModuleError
 from runtime.metrics import classification_scores, matched_accuracy
 from runtime.module import UpdateContext, no_progress
@@ -95,7 +96,10 @@ def test_gibbs_draws_match_the_gauss_wishart_posterior():
     rng = np.random.default_rng(0)
     z = rng.normal(size=(8, 3)) @ np.array([[1.0, 0.0, 0.0], [0.5, 2.0, 0.0], [0.0, 0.3, 0.5]])
     prior = mixture_gibbs.GaussWishartPrior.weak(z)
-    post = mixture_gibbs.posterior(z, np.zeros(8, dtype=int), 1, prior)
+    stats = mixture_gibbs.class_statistics(
+        mixture_gibbs.quadratic_features(z), np.zeros(8, dtype=int), 1
+    )
+    post = mixture_gibbs.posterior(stats, prior)
     draws = [mixture_gibbs.draw_parameters(post, prior, rng) for _ in range(20_000)]
     precisions = np.array([p[0] @ p[0].T for _, _, p in draws])
     means = np.array([m[0] for _, m, _ in draws])
@@ -162,6 +166,38 @@ def test_log_densities_in_row_blocks_match_scipy():
         np.testing.assert_allclose(got, expected, rtol=1e-10)
 
 
+def test_log_densities_from_quadratic_features_match_scipy():
+    # The Gibbs sweeps' densities: the quadratic form expanded into weights on z_i z_j,
+    # z_i and 1, in float32, against scipy on points around the means (centred data, as
+    # the sampler uses it).
+    rng = np.random.default_rng(0)
+    means, covariances = _random_mixture(rng)
+    z = means[rng.integers(3, size=200)] + rng.normal(size=(200, 4))
+    expected = np.stack(
+        [multivariate_normal(m, c).logpdf(z) for m, c in zip(means, covariances, strict=True)]
+    )
+    got = mixture_gibbs.log_densities(
+        mixture_gibbs.quadratic_features(z), means, mixture.precision_factors(covariances)
+    )
+    assert got.shape == (3, 200) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_class_statistics_in_row_blocks_match_direct_sums():
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(101, 3)) + 5.0
+    classes = rng.integers(4, size=101)
+    classes[classes == 3] = 0  # class 3 stays empty
+    features = mixture_gibbs.quadratic_features(z)
+    for rows in (10, 101, 1000):  # several blocks, one exact block, one partial block
+        stats = mixture_gibbs.class_statistics(features, classes, 4, rows)
+        for k in range(4):
+            members = z[classes == k]
+            assert stats.counts[k] == len(members)
+            np.testing.assert_allclose(stats.sums[k], members.sum(axis=0), rtol=1e-5, atol=1e-9)
+            np.testing.assert_allclose(stats.second[k], members.T @ members, rtol=1e-5, atol=1e-9)
+
+
 def test_m_step_gives_each_class_its_weighted_mean_and_covariance():
     rng = np.random.default_rng(1)
     z = rng.normal(size=(200, 3))
@@ -180,3 +216,10 @@ def test_itr_defaults_per_algorithm_and_an_explicit_value_wins():
     assert GMM(3, algorithm="em").itr == 100  # EM iterations at most
     assert GMM(3, itr=7, algorithm="em").itr == 7
     assert GMM(3, algorithm="em").get_params()["itr"] == 100  # what a remote actor rebuilds
+
+
+def test_gmm_benchmark_prints_one_row_per_size(capsys):
+    bench_gmm.run([200, 400], latent_dim=3, classes=2, algorithm="gibbs", seed=0)
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [int(row[0]) for row in rows] == [200, 400]
+    assert all(float(row[3]) > 0.9 for row in rows)  # means 3 apart per axis, spread ~0.7
