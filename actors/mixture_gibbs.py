@@ -55,8 +55,9 @@ def quadratic_features(z: np.ndarray) -> np.ndarray:
 
     With these, one matrix product gives every class's log density of every element
     (`log_densities`) and another every class's count, sums and second moments
-    (`class_statistics`): a sweep touches N x (d^2/2) numbers, not N x K x d. Built once
-    per update and shared by its chains. Feature-major, so each product streams rows.
+    (`class_statistics`): a sweep is two matrix products, with no N x K x d intermediate
+    (2.4-2.9 times faster at 60,000 elements and more; README). Built once per update
+    and shared by its chains. Feature-major, so each product streams rows.
     Centre z first (see `GibbsData`): the expanded quadratic form then loses little to
     float32 rounding.
     """
@@ -89,7 +90,7 @@ def class_statistics(
     with N.
     """
     n_features, n = features.shape
-    d = math.isqrt(2 * n_features) - 1  # n_features = d(d+1)/2 + d + 1
+    d = math.isqrt(2 * n_features) - 1  # n_features = (d + 1)(d + 2) / 2
     totals = np.zeros((n_features, n_classes))
     for start in range(0, n, rows_per_block):
         block = classes[start : start + rows_per_block]
@@ -109,8 +110,9 @@ def log_densities(
 ) -> np.ndarray:
     """log N(z_n | mean_k, (P_k P_k^T)^-1) for every class and element: (K, N) float32.
 
-    -(z - m)^T L (z - m) / 2 expanded into weights on `quadratic_features`: -L_ii/2 on
-    z_i^2, -L_ij on z_i z_j (i < j), L m on z, and the constant on the feature 1.
+    -(z - m)^T Lambda (z - m) / 2 expanded into weights on `quadratic_features`:
+    -Lambda_ii / 2 on z_i^2, -Lambda_ij on z_i z_j (i < j), Lambda m on z, and the
+    constant on the feature 1.
     """
     d = means.shape[1]
     precisions = precision_cholesky @ precision_cholesky.transpose(0, 2, 1)  # (K, d, d)
