@@ -10,7 +10,7 @@ TORCH   ?= $(if $(HAS_GPU),torch==2.13.0,torch==2.13.0+cpu)
 # A run on one machine keeps Ray's traffic on loopback (Ray's single-machine mode).
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup demo test bench bench-models bench-quality bench-messages lint clean
+.PHONY: setup demo test bench bench-models bench-quality bench-gmm bench-messages lint clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,9 @@ bench-models: setup  ## accuracy of the shipped graph files over seeds (MODEL_FL
 
 bench-quality: setup  ## accuracy over 5 seeds: coupled/uncoupled x jitter, PCA+GMM, recognition
 	$(BIN)/serket-ray bench-quality $(QUALITY_FLAGS)
+
+bench-gmm: setup  ## one GMM update by number of elements, synthetic latents (GMM_FLAGS=...)
+	$(BIN)/serket-ray bench-gmm $(GMM_FLAGS)
 
 bench-messages: setup  ## message cost by payload size, one node vs two simulated nodes
 	$(BIN)/serket-ray bench-messages
