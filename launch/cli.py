@@ -41,6 +41,12 @@ def _add_model_flags(parser: argparse.ArgumentParser, *, image_flags: bool = Tru
         help="the GMM's algorithm: Gibbs sampling with a Gauss-Wishart prior, or EM",
     )
     parser.add_argument(
+        "--gmm-threads",
+        type=int,
+        default=defaults.gmm_threads,
+        help="GMM chains run at once (its actor reserves that many CPUs); for large data",
+    )
+    parser.add_argument(
         "--kl-weight",
         type=float,
         default=defaults.kl_weight,
@@ -111,6 +117,7 @@ def _settings(args: argparse.Namespace) -> recipes.TutorialSettings:
         kl_weight=getattr(args, "kl_weight", 1.0),
         jitter=getattr(args, "jitter", False),
         gmm=getattr(args, "gmm", "em"),
+        gmm_threads=getattr(args, "gmm_threads", 1),
     )
 
 
@@ -348,9 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
     mixture.add_argument("--classes", type=int, default=10)
     mixture.add_argument("--gmm", choices=ALGORITHMS, default="gibbs")
     mixture.add_argument("--seed", type=int, default=0)
+    mixture.add_argument(
+        "--threads", type=int, nargs="+", default=[1], help="the GMM's num_threads; several: each"
+    )
     mixture.set_defaults(
         run=lambda args: bench_gmm.run(
-            args.elements, args.latent_dim, args.classes, args.gmm, args.seed
+            args.elements, args.latent_dim, args.classes, args.gmm, args.seed, args.threads
         )
     )
     return parser

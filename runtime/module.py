@@ -100,7 +100,7 @@ class Module:
     """Base class of every module; see the module docstring for the contract."""
 
     kind: ClassVar[str] = "module"  # default name: the directory is moduleNNN_<name>
-    resources: ClassVar[Resources] = Resources()
+    resources: Resources = Resources()  # per class; an instance may set its own before __init__
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.kind

@@ -50,3 +50,16 @@ def test_kl_weight_flag_reaches_the_tutorial_vae():
     assert recipes.tutorial_vae(settings).alpha == 0.3
     settings = cli._settings(parser.parse_args(["tutorial", "--kl-weight", "1"]))
     assert recipes.tutorial_vae(settings).alpha == 1.0
+
+
+def test_gmm_threads_flag_reaches_the_tutorial_gmm_and_its_cpu_reservation():
+    parser = cli.build_parser()
+    default = recipes.tutorial_gmm(None, cli._settings(parser.parse_args(["tutorial"])))
+    assert (default.num_threads, default.resources.num_cpus) == (1, 1)
+    settings = cli._settings(parser.parse_args(["tutorial", "--gmm-threads", "4"]))
+    four = recipes.tutorial_gmm(None, settings)
+    assert (four.num_threads, four.resources.num_cpus) == (4, 4)
+    recorded = argparse.Namespace(  # run.json of a version before the flag
+        rounds=5, epochs=200, batch_size=500, latent_dim=18, classes=10, seed=0
+    )
+    assert cli._settings(recorded).gmm_threads == 1

@@ -88,6 +88,19 @@ def test_gibbs_is_reproducible_by_seed():
     assert not np.array_equal(runs[0].forward, runs[2].forward)
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_parallel_chains_give_the_same_fits_and_reserve_their_cpus(algorithm):
+    z, _ = blobs(60, np.array([[0.0, 0.0], [1.5, 0.0], [0.0, 1.5]]), spread=1.0)
+    prior = np.random.default_rng(0).dirichlet(np.ones(3), size=len(z)).astype(np.float32)
+    updates = []
+    for threads in (1, 3):
+        gmm = GMM(3, algorithm=algorithm, num_threads=threads)
+        assert gmm.resources.num_cpus == threads
+        updates.append([gmm.learn([z], prior, context(r)).forward for r in (1, 2)])
+    for one_thread, three_threads in zip(*updates, strict=True):
+        np.testing.assert_array_equal(one_thread, three_threads)
+
+
 def test_gibbs_draws_match_the_gauss_wishart_posterior():
     # The hand-written Bartlett draws must have the posterior's moments (Bishop 2006,
     # 10.60-10.63): E[Lambda] = nu W, E[Lambda^-1] = W^-1 / (nu - d - 1) and
@@ -121,6 +134,7 @@ def test_gibbs_draws_match_the_gauss_wishart_posterior():
         ({"K": 0}, "K must be a positive integer, got 0"),
         ({"K": 3, "itr": -1}, "itr must be"),
         ({"K": 3, "algorithm": "vb"}, "algorithm must be one of"),
+        ({"K": 3, "num_threads": 0}, "num_threads must be a positive integer"),
     ],
 )
 def test_bad_parameters_name_the_module(kwargs, message):
@@ -219,7 +233,7 @@ def test_itr_defaults_per_algorithm_and_an_explicit_value_wins():
 
 
 def test_gmm_benchmark_prints_one_row_per_size(capsys):
-    bench_gmm.run([200, 400], latent_dim=3, classes=2, algorithm="gibbs", seed=0)
+    bench_gmm.run([200, 400], latent_dim=3, classes=2, algorithm="gibbs", seed=0, threads=[1, 2])
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
-    assert [int(row[0]) for row in rows] == [200, 400]
-    assert all(float(row[3]) > 0.9 for row in rows)  # means 3 apart per axis, spread ~0.7
+    assert [(int(row[0]), int(row[1])) for row in rows] == [(200, 1), (200, 2), (400, 1), (400, 2)]
+    assert all(float(row[4]) > 0.9 for row in rows)  # means 3 apart per axis, spread ~0.7
