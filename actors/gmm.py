@@ -34,7 +34,8 @@ class GMM(Module):
     classified as well in half the time; README), or EM iterations at most (default 100).
     category: true labels, used only to score (accuracy, NMI, ARI), never to learn.
     num_threads: how many fits (chains) run at once, each on one BLAS thread; the actor
-    reserves that many CPUs. Results do not depend on it. More BLAS threads in one chain
+    reserves that many CPUs. Each chain has its own seed, so the fits do not depend on
+    it. More BLAS threads in one chain
     only contend at tutorial sizes (measured: 0.5 s vs 2.6 s per update on 2 cores);
     parallel chains pay off from tens of thousands of elements (README, bench-gmm).
     """
@@ -124,7 +125,13 @@ class GMM(Module):
     ) -> list[mixture.MixtureFit]:
         """One fit per start, `num_threads` at a time: numpy releases the GIL in the
         products and element-wise passes that take a fit's time. Each chain draws from its
-        own seed, so the fits are the same whatever the number of threads."""
+        own seed, so the fits are the same whatever the number of threads.
+
+        With one thread (the default) they run in this thread: with a one-worker pool,
+        one of four Ray runs of the tutorial ended on another GMM solution (cause not
+        pinned: rounding that depends on where a thread's arrays land is the suspect);
+        in this thread ten of ten repeated bit for bit.
+        """
         if self.algorithm == "em":
 
             def fit(chain: int, start: np.ndarray) -> mixture.MixtureFit:
@@ -139,6 +146,8 @@ class GMM(Module):
                 return mixture_gibbs.sample(data, start, log_prior, sweeps=self.itr, rng=rng)
 
         workers = min(self.num_threads, len(starts))
+        if workers == 1:  # in this thread: a Ray actor's runs then repeat bit for bit
+            return [fit(chain, start) for chain, start in enumerate(starts)]
         with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:
             return list(pool.map(fit, range(len(starts)), starts))
 

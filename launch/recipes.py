@@ -31,8 +31,9 @@ class TutorialSettings:
     accuracy and made it vary more.
     gmm: the GMM's algorithm, "gibbs" (the GMM's default) or "em".
     gmm_threads: the GMM's chains run this many at a time (its actor reserves as many
-    CPUs); the results do not change. One by default: at 3,000 elements two threads saved
-    a tenth of a 0.3 s update; at 60,000 and more they pay (README, bench-gmm).
+    CPUs); each chain has its own seed, so the fits do not change. One by default: at
+    3,000 elements two threads saved a tenth of a 0.3 s update; at 60,000 and more they
+    pay (README, bench-gmm).
     """
 
     rounds: int = 5
