@@ -56,8 +56,7 @@ class GMM(Module):
         num_threads: int = 1,
         name: str | None = None,
     ) -> None:
-        self.resources = Resources(num_cpus=num_threads)  # read by Module.__init__
-        super().__init__(name)
+        super().__init__(name, resources=Resources(num_cpus=num_threads))
         if algorithm not in ALGORITHMS:
             raise ModuleError(
                 self.full_name, f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}"

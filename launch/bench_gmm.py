@@ -4,8 +4,9 @@ How the GMM scales to data sets larger than the tutorial's, without a VAE to tra
 first: K Gaussian blobs in the tutorial's latent dimension, each with its own random
 covariance. It times the module's own `learn` twice per size: the first update (k-means++
 starts only) and a second one, which also starts from the first one's solution and gets
-a class prior from above, as in a coupled run. With several thread counts, each size
-runs with each, one after the other (the GMM's chains run that many at a time).
+a class prior from above, as a Markov model above it would send. With several thread
+counts, each size runs with each, one after the other (the GMM's chains run that many
+at a time).
 """
 
 from __future__ import annotations

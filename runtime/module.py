@@ -100,10 +100,13 @@ class Module:
     """Base class of every module; see the module docstring for the contract."""
 
     kind: ClassVar[str] = "module"  # default name: the directory is moduleNNN_<name>
-    resources: Resources = Resources()  # per class; an instance may set its own before __init__
+    resources: Resources = Resources()  # the class's default; __init__ may set an instance's
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self, name: str | None = None, resources: Resources | None = None) -> None:
+        """resources: this instance's, where its parameters decide them (a GMM's threads)."""
         self.name = name or self.kind
+        if resources is not None:
+            self.resources = resources
         self._handle = session.ModuleHandle(self)
 
     def require_positive_integers(self, **values: Any) -> None:
