@@ -33,13 +33,35 @@ def cluster_has_gpu() -> bool:
     return ray.cluster_resources().get("GPU", 0) >= 1
 
 
+def _demand(options: dict[str, Any]) -> dict[str, float]:
+    return {"CPU": options["num_cpus"], "GPU": options["num_gpus"], **options.get("resources", {})}
+
+
+def beyond_capacity(actors: dict[str, dict[str, Any]]) -> str | None:
+    """Why these actors (name: Ray options) can never all be up at once on this cluster as
+    it is now, or None. Only a cluster that cannot grow (the embedded instance) should
+    refuse on this: elsewhere an autoscaler may still add the nodes.
+    """
+    totals = ray.cluster_resources()
+    demands = {name: _demand(options) for name, options in actors.items()}
+    for resource in sorted({r for demand in demands.values() for r in demand}):
+        wanted = sum(demand.get(resource, 0) for demand in demands.values())
+        if wanted > totals.get(resource, 0):
+            each = ", ".join(
+                f"{name} {demand[resource]:g}"
+                for name, demand in demands.items()
+                if demand.get(resource)
+            )
+            return (
+                f"the modules together ask for {wanted:g} {resource} ({each}); this Ray "
+                f"instance has {totals.get(resource, 0):g} and cannot grow"
+            )
+    return None
+
+
 def unmet(options: dict[str, Any]) -> str:
     """Why no alive node can host an actor with these options, in words."""
-    wanted = {
-        "CPU": options["num_cpus"],
-        "GPU": options["num_gpus"],
-        **options.get("resources", {}),
-    }
+    wanted = _demand(options)
     labels = options.get("label_selector", {})
     nodes = [n for n in ray.nodes() if n["Alive"]]
     for name, amount in wanted.items():

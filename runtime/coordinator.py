@@ -64,6 +64,7 @@ class Coordinator:
         update_timeout_s: float,
         start_timeout_s: float,
         max_restarts: int,
+        fixed_cluster: bool = False,
     ) -> None:
         self._writer = ResultWriter(Path(output_root))
         self._store = CheckpointStore(Path(checkpoint_dir))
@@ -72,6 +73,7 @@ class Coordinator:
         self._update_timeout_s = update_timeout_s
         self._start_timeout_s = start_timeout_s
         self._max_restarts = max_restarts
+        self._fixed_cluster = fixed_cluster  # the embedded instance: no node will join
         self._shapes: dict[str, list[int]] = {}  # forward-message shape of every node
         self._observations: set[str] = set()
         self._modules: dict[str, _Entry] = {}
@@ -118,6 +120,8 @@ class Coordinator:
             self._forward[name] = ray.put(self._store.read(saved["forward"]))
             if name in self._manifest.backward:
                 self._backward[name] = ray.put(self._store.read(self._manifest.backward[name]))
+        if self._fixed_cluster:
+            self._check_capacity(name, _ray_options(spec["resources"]))
         self._start_actor(entry)
         self._modules[name] = entry
         self._shapes[name] = spec["output_shape"]
@@ -126,6 +130,17 @@ class Coordinator:
     def _check_new(self, name: str) -> None:
         if name in self._shapes:
             raise ModuleError(name, "a module or observation of this name is already registered")
+
+    def _check_capacity(self, name: str, options: dict[str, Any]) -> None:
+        """Refuse at once an actor that could only wait for its start-up timeout."""
+        actors = {other: entry.options for other, entry in self._modules.items()}
+        problem = cluster.beyond_capacity({**actors, name: options})
+        if problem:
+            raise ModuleError(
+                name,
+                f"its actor can never start: {problem}. Ask for less (a module's num_threads "
+                f"or resources), or start Ray with more (srk.init(num_cpus=...), --num-cpus)",
+            )
 
     def _start_actor(self, entry: _Entry) -> None:
         """A fresh actor for the module, restored from its last checkpoint if it has one."""

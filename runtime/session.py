@@ -85,6 +85,7 @@ class Session:
                 update_timeout_s=self.update_timeout_s,
                 start_timeout_s=self.start_timeout_s,
                 max_restarts=self.max_restarts,
+                fixed_cluster=self._started_ray,
             )
         )
         self.startup_seconds = time.perf_counter() - began

@@ -1,7 +1,7 @@
-"""The tutorial script, as the reference writes it (only the imports differ), end to end.
-
-Runs in its own process, which starts its own embedded Ray, on 200 digits so that the
-reference's own settings (200 epochs, batch 500, 5 rounds) finish in seconds.
+"""Scripts as users write them, each run in its own process, which starts its own
+embedded Ray: the tutorial script as the reference writes it (only the imports differ),
+end to end on 200 digits so that the reference's own settings (200 epochs, batch 500,
+5 rounds) finish in seconds; and a model too big for the embedded instance.
 """
 
 import json
@@ -30,6 +30,23 @@ SCRIPT = textwrap.dedent(
     for i in range(5):
         vae1.update()  # train vae1
         gmm1.update()  # train gmm1
+    """
+)
+
+OVERSIZED = textwrap.dedent(
+    """
+    import numpy as np
+    import runtime as srk
+    from actors import vae, gmm
+
+    srk.init(".", num_cpus=2, start_timeout_s=600)
+    obs = srk.Observation(np.random.default_rng(0).random((100, 16)))
+    vae1, gmm1 = vae.VAE(4), gmm.GMM(3, num_threads=2)
+    vae1.connect(obs)
+    try:
+        gmm1.connect(vae1)
+    except srk.ModuleError as error:
+        print(error)
     """
 )
 
@@ -74,3 +91,19 @@ def test_reference_script_runs_and_writes_the_reference_files(tmp_path, digits):
         (m, r) for r in range(1, 6) for m in ("module001_vae", "module002_gmm")
     ]
     assert history[-1]["metrics"]["acc"] == pytest.approx(accuracy, rel=1e-6)
+
+
+def test_a_model_bigger_than_the_embedded_ray_is_refused_at_connect(tmp_path):
+    # 1 CPU for the VAE and 2 for the GMM's threads on a 2-CPU instance that nothing can
+    # join: refused when the GMM connects, not after its 600 s start-up timeout.
+    (tmp_path / "oversized.py").write_text(OVERSIZED)
+    done = subprocess.run(
+        [sys.executable, "oversized.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == (
+        "module002_gmm: its actor can never start: the modules together ask for 3 CPU "
+        "(module001_vae 1, module002_gmm 2); this Ray instance has 2 and cannot grow. Ask for "
+        "less (a module's num_threads or resources), or start Ray with more "
+        "(srk.init(num_cpus=...), --num-cpus)"
+    )
