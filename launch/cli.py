@@ -26,9 +26,19 @@ from launch import (
 )
 
 
-def _add_model_flags(parser: argparse.ArgumentParser, *, image_flags: bool = True) -> None:
+def _add_model_flags(
+    parser: argparse.ArgumentParser, *, image_flags: bool = True, resumable: bool = False
+) -> None:
     defaults = recipes.TutorialSettings()
-    parser.add_argument("--rounds", type=int, default=defaults.rounds, help="VAE->GMM rounds")
+    if resumable:  # None: not given, so that --resume keeps the recorded rounds
+        parser.add_argument(
+            "--rounds",
+            type=int,
+            help=f"VAE->GMM rounds (default {defaults.rounds}; with --resume: the run's, "
+            "or more to run on)",
+        )
+    else:
+        parser.add_argument("--rounds", type=int, default=defaults.rounds, help="VAE->GMM rounds")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="VAE epochs per round")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--latent-dim", type=int, default=defaults.latent_dim)
@@ -105,7 +115,7 @@ def _add_cluster_flags(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> recipes.TutorialSettings:
     return recipes.TutorialSettings(
-        rounds=args.rounds,
+        rounds=recipes.TutorialSettings.rounds if args.rounds is None else args.rounds,
         epochs=args.epochs,
         batch_size=args.batch_size,
         latent_dim=args.latent_dim,
@@ -171,7 +181,8 @@ RUN_FILE = "run.json"  # what a run was started with, so that --resume can rebui
 
 
 def _recorded(args: argparse.Namespace) -> argparse.Namespace:
-    """With --resume DIR: the arguments DIR's run was started with (cluster flags kept)."""
+    """With --resume DIR: the arguments DIR's run was started with (cluster flags kept,
+    and --rounds where given: a run can go on past the rounds it was started with)."""
     if args.resume is None:
         return args
     path = Path(args.resume) / RUN_FILE
@@ -183,6 +194,8 @@ def _recorded(args: argparse.Namespace) -> argparse.Namespace:
         k: getattr(args, k)
         for k in ("address", "num_cpus", "resume", "place", "place_label", "start_timeout")
     }
+    if args.rounds is not None:
+        live["rounds"] = args.rounds
     return argparse.Namespace(**{**recorded, **live, "out": Path(args.resume)})
 
 
@@ -222,8 +235,16 @@ def run_tutorial(args: argparse.Namespace) -> None:
     print(f"results: {session.output_root}")
     try:
         vae1, gmm1 = recipes.build_vae_gmm(matrix, labels, settings, _placement(args))
-        if args.resume is None:  # only once the model is valid: a bad one overwrites nothing
-            _record(args, session.output_root)
+        done = max(vae1.rounds_done, gmm1.rounds_done)
+        if settings.rounds < done:
+            raise srk.CheckpointError(
+                str(session.output_root),
+                f"has done {done} rounds already; --rounds {settings.rounds} cannot undo them: "
+                f"give {done} or more to run on",
+            )
+        # Only once the model is valid: a bad one overwrites nothing. A resumed run records
+        # its rounds, which --rounds may have raised.
+        _record(args, session.output_root)
         for placed in session.placements():
             gpus = f", GPU {placed['gpu_ids']}" if placed["gpu_ids"] else ", CPU"
             print(f"{placed['module']} on {placed['hostname']} ({placed['node_ip']}, "
@@ -291,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     tutorial = commands.add_parser("tutorial", help="VAE+GMM on the embedded digits or your data")
-    _add_model_flags(tutorial)
+    _add_model_flags(tutorial, resumable=True)
     _add_cluster_flags(tutorial)
     tutorial.add_argument("--data", help="data file: .txt (np.loadtxt), .npy or .csv")
     tutorial.add_argument("--labels", help="true labels (one integer per line), for scoring only")

@@ -109,7 +109,7 @@ def test_an_update_past_its_deadline_fails_clearly_instead_of_hanging(tmp_path, 
         srk.shutdown()
 
 
-def test_killed_driver_resumes_from_the_last_completed_update(tmp_path, digits):
+def test_killed_driver_resumes_from_the_last_completed_update_and_can_run_on(tmp_path, digits):
     np.save(tmp_path / "data.npy", digits.images)
     np.savetxt(tmp_path / "labels.txt", digits.labels, fmt="%d")
     out = tmp_path / "run"
@@ -142,3 +142,22 @@ def test_killed_driver_resumes_from_the_last_completed_update(tmp_path, digits):
     for name in ("z_learn.txt", "loss_learn.txt"):
         assert (out / "module001_vae" / "round_003" / name).exists()
     assert np.loadtxt(out / "module002_gmm" / "class_learn.txt").shape == (200,)
+
+    # The finished run goes on for a fourth round, and records it for the next resume.
+    extended = subprocess.run(
+        [*command, "--resume", str(out), "--rounds", "4"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert extended.returncode == 0, extended.stderr[-3000:]
+    assert [(h["module"], h["round"]) for h in _history(out)] == [
+        (m, r) for r in range(1, 5) for m in ("module001_vae", "module002_gmm")
+    ]
+    assert json.loads((out / "run.json").read_text())["rounds"] == 4
+    shrunk = subprocess.run(
+        [*command, "--resume", str(out), "--rounds", "2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert shrunk.returncode != 0
+    assert "has done 4 rounds already; --rounds 2 cannot undo them" in shrunk.stderr
+    assert len(_history(out)) == 8
+    assert json.loads((out / "run.json").read_text())["rounds"] == 4
