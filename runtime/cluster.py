@@ -17,7 +17,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     Returns True when this call started Ray. Ray's token authentication stays on (its
     default for local clusters). The embedded instance binds the machine's address, or
     loopback only where RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set before Ray was imported
-    (as `make demo` and the tests do).
+    (as `make demo` and the tests do). It is always a new instance (address "local"):
+    left alone, ray.init() would join whatever cluster `ray start` last recorded on this
+    machine, even one long gone (address "auto" joins a running one on purpose).
     """
     if ray.is_initialized():
         return False
@@ -25,7 +27,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, logging_level="warning")
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="warning")
+        ray.init(
+            address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="warning"
+        )
     return True
 
 

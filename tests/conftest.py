@@ -11,10 +11,11 @@ import pytest
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """One small embedded Ray per test module (2 CPUs), shut down after it."""
+    """One small embedded Ray per test module (2 CPUs), shut down after it: a new
+    instance, whatever cluster `ray start` last recorded on this machine."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning")
     yield ray
     ray.shutdown()
 

@@ -1,12 +1,16 @@
 """Scripts as users write them, each run in its own process, which starts its own
 embedded Ray: the tutorial script as the reference writes it (only the imports differ),
 end to end on 200 digits so that the reference's own settings (200 epochs, batch 500,
-5 rounds) finish in seconds; and a model too big for the embedded instance.
+5 rounds) finish in seconds; a model too big for the embedded instance; and an embedded
+instance started beside the record of a cluster long gone.
 """
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
@@ -47,6 +51,22 @@ OVERSIZED = textwrap.dedent(
         gmm1.connect(vae1)
     except srk.ModuleError as error:
         print(error)
+    """
+)
+
+ONE_UPDATE = textwrap.dedent(
+    """
+    import numpy as np
+    import ray
+    import runtime as srk
+    from actors import gmm
+
+    srk.init(".", num_cpus=2)
+    obs = srk.Observation(np.random.default_rng(0).random((100, 2)))
+    gmm1 = gmm.GMM(3)
+    gmm1.connect(obs)
+    gmm1.update()
+    print(ray.get_runtime_context().gcs_address)
     """
 )
 
@@ -107,3 +127,24 @@ def test_a_model_bigger_than_the_embedded_ray_is_refused_at_connect(tmp_path):
         "less (a module's num_threads or resources), or start Ray with more "
         "(srk.init(num_cpus=...), --num-cpus)"
     )
+
+
+def test_the_embedded_ray_is_new_even_where_a_dead_cluster_is_recorded(tmp_path):
+    # `ray start` (or a crashed test cluster) leaves its address in TMP/ray/ray_current_cluster;
+    # a plain ray.init() would try to join it. Short path: Ray's socket names must fit.
+    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    try:
+        os.makedirs(os.path.join(ray_tmp, "ray"))
+        dead = "127.0.0.1:1"
+        with open(os.path.join(ray_tmp, "ray", "ray_current_cluster"), "w") as record:
+            record.write(dead)
+        (tmp_path / "one_update.py").write_text(ONE_UPDATE)
+        done = subprocess.run(
+            [sys.executable, "one_update.py"], cwd=tmp_path, capture_output=True, text=True,
+            timeout=300, env={**os.environ, "RAY_TMPDIR": ray_tmp},
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] != dead
+    assert (tmp_path / "module001_gmm" / "class_learn.txt").exists()
