@@ -35,9 +35,9 @@ class GMM(Module):
     category: true labels, used only to score (accuracy, NMI, ARI), never to learn.
     num_threads: how many fits (chains) run at once, each on one BLAS thread; the actor
     reserves that many CPUs. Each chain has its own seed, so the fits do not depend on
-    it. More BLAS threads in one chain
-    only contend at tutorial sizes (measured: 0.5 s vs 2.6 s per update on 2 cores);
-    parallel chains pay off from tens of thousands of elements (README, bench-gmm).
+    it. More BLAS threads in one chain only contend at tutorial sizes (measured: 0.5 s vs
+    2.6 s per update on 2 cores); parallel chains pay off from tens of thousands of
+    elements (README, bench-gmm).
     """
 
     kind = "gmm"

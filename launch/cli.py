@@ -30,15 +30,13 @@ def _add_model_flags(
     parser: argparse.ArgumentParser, *, image_flags: bool = True, resumable: bool = False
 ) -> None:
     defaults = recipes.TutorialSettings()
-    if resumable:  # None: not given, so that --resume keeps the recorded rounds
-        parser.add_argument(
-            "--rounds",
-            type=int,
-            help=f"VAE->GMM rounds (default {defaults.rounds}; with --resume: the run's, "
-            "or more to run on)",
-        )
-    else:
-        parser.add_argument("--rounds", type=int, default=defaults.rounds, help="VAE->GMM rounds")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None if resumable else defaults.rounds,  # None: --resume keeps the run's
+        help=f"VAE->GMM rounds (default {defaults.rounds}"
+        + ("; with --resume: the run's, or more to run on)" if resumable else ")"),
+    )
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="VAE epochs per round")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--latent-dim", type=int, default=defaults.latent_dim)
