@@ -193,6 +193,31 @@ def test_preprocessing_applies_to_learning_and_recognition_alike(digits):
     assert np.abs(x_hat - deskewed).mean() < np.abs(x_hat - digits.images).mean()
 
 
+PREPROCESSED: list[int] = []  # rows of each call of `counted_deskew`
+
+
+def counted_deskew(x):
+    PREPROCESSED.append(len(x))
+    return deskew(x)
+
+
+def test_learning_preprocesses_its_data_once_while_the_data_stays_the_same(digits):
+    PREPROCESSED.clear()
+    vae = VAE(4, itr=2, batch_size=50, hidden=(32,), preprocess="tests.test_vae:counted_deskew")
+    images = digits.images[:200]
+    first = vae.learn([images], None, context())
+    # A copy, as an actor decodes each round's message into a new array: same content.
+    vae.learn([images.copy()], first.forward, context(2))
+    assert PREPROCESSED == [200]
+    changed = images.copy()
+    changed[0, 0] += 0.5
+    vae.learn([changed], first.forward, context(3))
+    assert PREPROCESSED == [200, 200]
+    vae.recognize([images[:30]], None, context())  # novel data: preprocessed, not kept
+    vae.learn([changed], first.forward, context(4))
+    assert PREPROCESSED == [200, 200, 30]
+
+
 def test_augmented_training_reconstructs_the_clean_digits(digits):
     plain = VAE(4, itr=15, batch_size=50, hidden=(32,))
     jittered = VAE(4, itr=15, batch_size=50, hidden=(32,), augment=JITTER, augment_copies=2)
