@@ -102,12 +102,16 @@ def run_rounds(
     """Update the modules in order, `rounds` times; returns the reports of updates run.
 
     Updates already done (restored from a checkpoint) are skipped, so a resumed run goes
-    on from the last completed update.
+    on from the last completed update. Each update's files are written while the next one
+    runs (write-behind); all are on disk on return.
     """
     reports: list[dict[str, Any]] = []
     for round_ in range(1, rounds + 1):
-        this_round = [module.update() for module in modules if module.rounds_done < round_]
+        this_round = [
+            module.update(write_behind=True) for module in modules if module.rounds_done < round_
+        ]
         if this_round:
             reports += this_round
             on_round(round_, this_round)
+    srk.current().flush()
     return reports

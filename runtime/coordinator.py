@@ -5,7 +5,9 @@ messages as separate Ray objects, and the coordinator hands the references to th
 module's update, which reads them from Ray's object store. The coordinator is pinned to
 the driver's node: it writes the result files there and, after every update, a
 checkpoint (module state, a copy of its messages, position), so it does fetch each
-message once, to save it.
+message once, to save it. Those writes go through a `WriteQueue`: an update called with
+write_behind=True returns once its messages are routed, and its files are written while
+the next update runs.
 
 A module actor that dies (killed, out of memory, node lost) is started again from the
 last checkpoint and its interrupted update runs again, up to `max_restarts` times.
@@ -13,6 +15,7 @@ last checkpoint and its interrupted update runs again, up to `max_restarts` time
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from runtime.checkpoint import CheckpointStore, Manifest, digest, state_bytes
 from runtime.errors import ActorLost, CallTimeout, CheckpointError, ModuleError
 from runtime.host import ModuleHost
 from runtime.output import ResultWriter
+from runtime.write_queue import WriteQueue
 
 T = TypeVar("T")
 
@@ -67,6 +71,7 @@ class Coordinator:
         fixed_cluster: bool = False,
     ) -> None:
         self._writer = ResultWriter(Path(output_root))
+        self._writes = WriteQueue()
         self._store = CheckpointStore(Path(checkpoint_dir))
         self._resuming = resume
         self._manifest = self._store.load() if resume else Manifest()
@@ -187,9 +192,23 @@ class Coordinator:
         return entry.placement
 
     # ---- updates --------------------------------------------------------------------
-    def update(self, name: str) -> bytes:
+    def update(self, name: str, write_behind: bool = False) -> bytes:
+        """One update of module `name`; returns its report.
+
+        write_behind: return once the update's messages are routed, its result files and
+        checkpoint still being written (in order, while the next update runs). A failed
+        write is raised by the next call. Otherwise they are on disk on return.
+        """
+        self._writes.raise_failed()
         entry = self._entry(name)
-        return self._with_restarts(entry, lambda: self._update_once(entry))
+        report = self._with_restarts(entry, lambda: self._update_once(entry))
+        if not write_behind:
+            self._writes.wait()
+        return report
+
+    def flush(self) -> None:
+        """Return once every update's files and checkpoint are written."""
+        self._writes.wait()
 
     def _entry(self, name: str) -> _Entry:
         entry = self._modules.get(name)
@@ -211,6 +230,7 @@ class Coordinator:
                         entry.name, f"its actor was lost {losses} times; giving up: {lost.problem}"
                     ) from None
                 self.restarts += 1
+                self._writes.wait()  # the restart reads the last checkpoint
                 self._start_actor(entry)
                 self._reload_messages()
 
@@ -243,13 +263,15 @@ class Coordinator:
             ray.kill(entry.actor)
             entry.placement = None
             raise ModuleError(name, f"{timeout.problem}; its actor was stopped") from None
-        self._writer.write_round(name, round_, codec.unpack(files))
+        results = codec.unpack(files)
+        self._writer.check_names(name, results)
         record = codec.unpack(report)
         record["wall_seconds"] = time.perf_counter() - began
         record["node_ip"] = placement["node_ip"]
-        self._commit(
+        commit = self._commit(
             entry, round_, record, state, forward, dict(zip(inputs, backward, strict=True))
         )
+        self._writes.submit(lambda: self._write_update(name, round_, results, commit))
         entry.rounds = round_
         self._forward[name] = refs[3]
         for receiver, ref, message in zip(inputs, refs[4:], backward, strict=True):
@@ -260,6 +282,18 @@ class Coordinator:
                     self._backward[receiver] = ref
         return codec.pack(record)
 
+    def _write_update(
+        self, name: str, round_: int, results: dict[str, Any], commit: Callable[[], None]
+    ) -> None:
+        """An update's result files, then its checkpoint (on the write queue's thread)."""
+        try:
+            self._writer.write_round(name, round_, results)
+            commit()
+        except OSError as exc:
+            raise ModuleError(
+                name, f"the results of update {round_} could not be written: {exc}"
+            ) from None
+
     def _commit(
         self,
         entry: _Entry,
@@ -268,13 +302,12 @@ class Coordinator:
         state: bytes,
         forward: bytes,
         backward: dict[str, bytes | None],
-    ) -> None:
+    ) -> Callable[[], None]:
+        """Record the update in the manifest; returns the job that writes the checkpoint
+        (of the manifest as it is now: later updates change it)."""
         manifest = self._manifest
         stem = f"{entry.name}.r{round_:04d}"
-        files = {
-            f"{stem}.state.npz": state_bytes(codec.unpack(state)),
-            f"{stem}.forward.msgpack": forward,
-        }
+        files = {f"{stem}.forward.msgpack": forward}
         manifest.modules[entry.name] = {
             "config": entry.config,
             "rounds": round_,
@@ -290,8 +323,15 @@ class Coordinator:
                 files[f"{stem}.to.{receiver}.msgpack"] = message
                 manifest.backward[receiver] = f"{stem}.to.{receiver}.msgpack"
         manifest.history.append(record)
-        self._store.commit(manifest, files)
-        self._writer.write_history(manifest.history)
+        snapshot = copy.deepcopy(manifest)
+        arrays = codec.unpack(state)
+
+        def write() -> None:
+            files[f"{stem}.state.npz"] = state_bytes(arrays)
+            self._store.commit(snapshot, files)
+            self._writer.write_history(snapshot.history)
+
+        return write
 
     # ---- recognition ----------------------------------------------------------------
     def recognize(
@@ -304,6 +344,7 @@ class Coordinator:
     ) -> bytes:
         """Novel data through the learned modules, in `order`, `passes` times; nothing is
         learned or checkpointed. Returns the reports; files go beside the learned ones."""
+        self._writes.wait()
         forward: dict[str, Any] = {}
         for name, message in observations.items():
             if name not in self._observations:

@@ -122,9 +122,14 @@ class Module:
         """Wire this module to the modules or observations below it (they feed it)."""
         self._handle.connect(inputs)
 
-    def update(self) -> dict[str, Any]:
-        """Run one update of this module through the coordinator; returns its report."""
-        return self._handle.update()
+    def update(self, *, write_behind: bool = False) -> dict[str, Any]:
+        """Run one update of this module through the coordinator; returns its report.
+
+        Its result files and checkpoint are on disk on return, unless write_behind=True:
+        then they are written while the next update runs, in order (a failed write is
+        raised by the next update; `Session.flush()` or the session's end waits for all).
+        """
+        return self._handle.update(write_behind=write_behind)
 
     def place(
         self,

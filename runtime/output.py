@@ -31,6 +31,9 @@ def _atomic(path: Path, write: Any) -> None:
     os.replace(temporary, path)
 
 
+WRITABLE = (".txt", ".npy", ".npz", ".json")
+
+
 def _write_value(path: Path, value: Any) -> None:
     suffix = path.suffix
     if suffix == ".txt":
@@ -42,10 +45,8 @@ def _write_value(path: Path, value: Any) -> None:
     elif suffix == ".npz":
         arrays = {key: np.asarray(v) for key, v in dict(value).items()}
         _atomic(path, lambda f: np.savez(f, **arrays))
-    elif suffix == ".json":
-        _atomic(path, lambda f: f.write(json.dumps(value, indent=2).encode()))
     else:
-        raise ValueError(f"no writer for {path.name!r} (use .txt, .npy, .npz or .json)")
+        _atomic(path, lambda f: f.write(json.dumps(value, indent=2).encode()))
 
 
 def _link_latest(source: Path, latest: Path) -> None:
@@ -68,16 +69,28 @@ class ResultWriter:
         for name in self.write_files(module, files, f"round_{round_:03d}"):
             _link_latest(module_dir / f"round_{round_:03d}" / name, module_dir / name)
 
+    @staticmethod
+    def check_names(module: str, files: Mapping[str, Any]) -> None:
+        """Refuse file names this writer would not write, before anything is written."""
+        for name in files:
+            if Path(name).name != name or name.startswith("."):
+                raise ModuleError(module, f"result file name {name!r} must be a plain file name")
+            if Path(name).suffix not in WRITABLE:
+                raise ModuleError(
+                    module,
+                    f"cannot write {name}: no writer for {Path(name).suffix or 'no suffix'}"
+                    f" (use {', '.join(WRITABLE)})",
+                )
+
     def write_files(self, module: str, files: Mapping[str, Any], subdir: str = "") -> list[str]:
         """Write a module's files (in `subdir` of its directory); returns their names."""
+        self.check_names(module, files)
         directory = self.root / module / subdir
         directory.mkdir(parents=True, exist_ok=True)
         for name, value in files.items():
-            if Path(name).name != name or name.startswith("."):
-                raise ModuleError(module, f"result file name {name!r} must be a plain file name")
             try:
                 _write_value(directory / name, value)
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise ModuleError(module, f"cannot write {name}: {exc}") from None
         return list(files)
 

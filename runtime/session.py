@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from runtime import cluster, codec
 from runtime.checkpoint import fingerprint
-from runtime.errors import ModuleError
+from runtime.errors import ModuleError, SerketError
 
 if TYPE_CHECKING:
     from runtime.module import Module, Resources, Shape
@@ -136,12 +137,20 @@ class Session:
         return self.call("add_module", spec, who=handle.full_name, what="registration",
                          timeout_s=self.start_timeout_s)  # fmt: skip
 
-    def update(self, name: str) -> dict[str, Any]:
+    def update(self, name: str, *, write_behind: bool = False) -> dict[str, Any]:
         # The coordinator enforces the update's deadline (and start-up's); this one is
         # only a backstop in case the coordinator itself stops answering.
         backstop = self.update_timeout_s + self.start_timeout_s + 60
-        report = self.call("update", name, who=name, what="update", timeout_s=backstop)
+        report = self.call(
+            "update", name, write_behind, who=name, what="update", timeout_s=backstop
+        )
         return codec.unpack(report)
+
+    def flush(self) -> None:
+        """Return once the result files and checkpoints of every update are written."""
+        if self._coordinator is not None:
+            self.call("flush", who="coordinator", what="writing results",
+                      timeout_s=self.update_timeout_s)  # fmt: skip
 
     def recognize(
         self,
@@ -199,13 +208,20 @@ class Session:
         return codec.unpack(described)
 
     def close(self) -> None:
-        """Stop the coordinator (its module actors go with it) and Ray, if we started it."""
-        if self._coordinator is not None:
-            ray.kill(self._coordinator)
-            self._coordinator = None
-        if self._started_ray:
-            ray.shutdown()
-            self._started_ray = False
+        """Write what updates left to write (a failure is only warned of: call `flush()`
+        to have it raised), then stop the coordinator (its module actors go with it) and
+        Ray, if we started it."""
+        try:
+            self.flush()
+        except SerketError as exc:  # cleanup does not raise; the last checkpoint stays whole
+            warnings.warn(f"serket-ray: results not written: {exc}", stacklevel=2)
+        finally:
+            if self._coordinator is not None:
+                ray.kill(self._coordinator)
+                self._coordinator = None
+            if self._started_ray:
+                ray.shutdown()
+                self._started_ray = False
 
 
 def class_path(module: Module) -> str:
@@ -291,12 +307,12 @@ class ModuleHandle:
         self.inputs = handles
         self.output_shape = output_shape
 
-    def update(self) -> dict[str, Any]:
+    def update(self, *, write_behind: bool = False) -> dict[str, Any]:
         if not self.inputs:
             raise ModuleError(
                 self.full_name, "update() called before connect(); connect it to its inputs first"
             )
-        report = self.session.update(self.full_name)
+        report = self.session.update(self.full_name, write_behind=write_behind)
         self.rounds_done = report["round"]
         return report
 

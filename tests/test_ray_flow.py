@@ -125,3 +125,33 @@ def test_modules_defined_in_the_running_script_are_refused(session, digits):
     ScriptModule.__module__ = "__main__"
     with pytest.raises(srk.ModuleError, match="defined in the script being run"):
         ScriptModule().connect(srk.Observation(digits.images))
+
+
+def test_results_written_behind_land_and_a_failed_write_stops_the_run_cleanly(session, digits):
+    obs = srk.Observation(digits.images)
+    vae1, gmm1 = vae.VAE(4, itr=1, batch_size=100), gmm.GMM(3)
+    vae1.connect(obs)
+    gmm1.connect(vae1)
+    root = session.output_root
+    vae1.update(write_behind=True)
+    gmm1.update(write_behind=True)
+    session.flush()
+    assert np.loadtxt(root / "module002_gmm" / "round_001" / "class_learn.txt").shape == (200,)
+    assert len((root / "history.jsonl").read_text().splitlines()) == 2
+
+    # A file where the GMM's round 2 folder goes: that write fails, behind the run.
+    (root / "module002_gmm" / "round_002").write_text("in the way")
+    vae1.update(write_behind=True)
+    gmm1.update(write_behind=True)
+    with pytest.raises(srk.ModuleError, match="module002_gmm: the results of update 2 could not"):
+        vae1.update()
+    # Nothing was written after it: the checkpoint on disk is the VAE's round 2, whole.
+    manifest = json.loads((root / "checkpoints" / "manifest.json").read_text())
+    assert {name: m["rounds"] for name, m in manifest["modules"].items()} == {
+        "module001_vae": 2,
+        "module002_gmm": 1,
+    }
+    assert len((root / "history.jsonl").read_text().splitlines()) == 3
+    assert not (root / "module001_vae" / "round_003").exists()
+    with pytest.warns(UserWarning, match="results not written: module002_gmm"):
+        srk.shutdown()
