@@ -100,6 +100,6 @@ def run(
     print(f"\nRay + messaging overhead, start-up excluded: {after_startup / local.whole - 1:+.1%}")
     print(f"Ray + messaging overhead, start-up included: {hosted.whole / local.whole - 1:+.1%}")
     print(
-        f"dispatch, messages, result files and checkpoint per update (coordinator's wall "
-        f"time minus learn()): {hosted.plumbing * 1000:.0f} ms"
+        f"dispatch and messages per update (coordinator's wall time minus learn(); result "
+        f"files and checkpoints are written behind): {hosted.plumbing * 1000:.0f} ms"
     )

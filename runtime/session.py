@@ -55,6 +55,7 @@ class Session:
         self._numbers = itertools.count()
         self._coordinator: Any = None
         self._started_ray = False
+        self._unwritten = False  # an update may have left files to write (write-behind)
         self._modules: list[str] = []  # registered with the coordinator, in order
 
     def next_number(self) -> int:
@@ -141,16 +142,19 @@ class Session:
         # The coordinator enforces the update's deadline (and start-up's); this one is
         # only a backstop in case the coordinator itself stops answering.
         backstop = self.update_timeout_s + self.start_timeout_s + 60
+        self._unwritten |= write_behind
         report = self.call(
             "update", name, write_behind, who=name, what="update", timeout_s=backstop
         )
+        self._unwritten = write_behind
         return codec.unpack(report)
 
     def flush(self) -> None:
         """Return once the result files and checkpoints of every update are written."""
-        if self._coordinator is not None:
+        if self._unwritten:
             self.call("flush", who="coordinator", what="writing results",
                       timeout_s=self.update_timeout_s)  # fmt: skip
+            self._unwritten = False
 
     def recognize(
         self,
