@@ -220,6 +220,7 @@ class Session:
         except SerketError as exc:  # cleanup does not raise; the last checkpoint stays whole
             warnings.warn(f"serket-ray: results not written: {exc}", stacklevel=2)
         finally:
+            self._unwritten = False
             if self._coordinator is not None:
                 ray.kill(self._coordinator)
                 self._coordinator = None
