@@ -45,7 +45,7 @@ def _write_value(path: Path, value: Any) -> None:
     elif suffix == ".npz":
         arrays = {key: np.asarray(v) for key, v in dict(value).items()}
         _atomic(path, lambda f: np.savez(f, **arrays))
-    else:
+    else:  # ".json": `ResultWriter.check_names` lets no other suffix through
         _atomic(path, lambda f: f.write(json.dumps(value, indent=2).encode()))
 
 
