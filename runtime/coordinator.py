@@ -268,7 +268,7 @@ class Coordinator:
         record = codec.unpack(report)
         record["wall_seconds"] = time.perf_counter() - began
         record["node_ip"] = placement["node_ip"]
-        commit = self._commit(
+        commit = self._record(
             entry, round_, record, state, forward, dict(zip(inputs, backward, strict=True))
         )
         self._writes.submit(lambda: self._write_update(name, round_, results, commit))
@@ -294,7 +294,7 @@ class Coordinator:
                 name, f"the results of update {round_} could not be written: {exc}"
             ) from None
 
-    def _commit(
+    def _record(
         self,
         entry: _Entry,
         round_: int,

@@ -146,7 +146,7 @@ class Session:
         report = self.call(
             "update", name, write_behind, who=name, what="update", timeout_s=backstop
         )
-        self._unwritten = write_behind
+        self._unwritten = write_behind  # a plain update waits for every earlier write too
         return codec.unpack(report)
 
     def flush(self) -> None:
