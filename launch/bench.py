@@ -4,21 +4,29 @@ Both runs use the same data, settings and seed, one after the other in one comma
 their ratio is the cost of Ray and messaging (start-up reported apart). Both start from
 fresh processes (the module actors; a child process for the baseline), so both pay
 torch's first-round warm-up, as any user's run does.
+
+On an embedded instance a third run splits that cost: the one-process run again, while
+a Ray instance with nothing on it is up. Ray's own daemons wake hundreds of times a
+second (timers, pollers); on a small machine that slows any busy process beside them,
+one without Ray in it too. What remains is the cost of the actors and the messages.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
 import numpy as np
+import ray
 import torch
 
 import runtime as srk
 from launch import data, local_run, recipes
+from runtime import cluster
 
 
 @dataclass
@@ -64,6 +72,15 @@ def time_in_process(settings: recipes.TutorialSettings) -> Timing:
     return Timing(whole=run["whole"], seconds=run["seconds"], scores=run["scores"])
 
 
+def time_beside_idle_ray(settings: recipes.TutorialSettings, args: argparse.Namespace) -> Timing:
+    """The one-process run while an embedded Ray instance, with no actor on it, is up."""
+    cluster.connect(num_cpus=args.num_cpus)
+    try:
+        return time_in_process(settings)
+    finally:
+        ray.shutdown()
+
+
 def run(
     settings: recipes.TutorialSettings, args: argparse.Namespace, placement: dict[str, Any]
 ) -> None:
@@ -71,12 +88,17 @@ def run(
     images, labels = digits.images, digits.labels
     device = "CUDA" if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
     print(f"benchmark: {len(images)} digits, {settings}, VAE on {device}", flush=True)
-    hosted_runs, local_runs = [], []
-    for repeat in range(1, args.repeats + 1):  # alternated, so drifts hit both alike
+    embedded = not (args.address or os.environ.get("RAY_ADDRESS"))  # daemons on this machine
+    hosted_runs, local_runs, beside_runs = [], [], []
+    for repeat in range(1, args.repeats + 1):  # alternated, so drifts hit all alike
         hosted_runs.append(time_ray(images, labels, settings, args, placement))
         print(f"[{repeat}/{args.repeats}] Ray actors: {hosted_runs[-1].whole:.1f} s", flush=True)
         local_runs.append(time_in_process(settings))
         print(f"[{repeat}/{args.repeats}] one process: {local_runs[-1].whole:.1f} s", flush=True)
+        if embedded:
+            beside_runs.append(time_beside_idle_ray(settings, args))
+            print(f"[{repeat}/{args.repeats}] one process beside an idle Ray: "
+                  f"{beside_runs[-1].whole:.1f} s", flush=True)  # fmt: skip
     hosted = min(hosted_runs, key=lambda t: t.whole)
     local = min(local_runs, key=lambda t: t.whole)
     rows = [
@@ -98,6 +120,12 @@ def run(
         print(f"{label:30}{ray_value:>12}{local_value:>14}")
     after_startup = hosted.whole - hosted.startup
     print(f"\nRay + messaging overhead, start-up excluded: {after_startup / local.whole - 1:+.1%}")
+    if beside_runs:
+        beside = min(beside_runs, key=lambda t: t.whole)
+        print(
+            f"  the one-process run beside an idle Ray instance ({beside.whole:.1f} s; Ray's "
+            f"daemons only, no actors, no messages): {beside.whole / local.whole - 1:+.1%}"
+        )
     print(f"Ray + messaging overhead, start-up included: {hosted.whole / local.whole - 1:+.1%}")
     print(
         f"dispatch and messages per update (coordinator's wall time minus learn(); result "
