@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 demo: setup  ## the tutorial on the embedded digits, embedded local Ray
-	$(BIN)/serket-ray tutorial --out runs/tutorial
+	$(BIN)/serket-ray tutorial --out runs/tutorial --overwrite
 
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest -q

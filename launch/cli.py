@@ -23,6 +23,7 @@ from launch import (
     plots,
     recipes,
     report,
+    run_dir,
 )
 
 
@@ -175,15 +176,12 @@ def _dataset(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, s
     return matrix, labels, args.data
 
 
-RUN_FILE = "run.json"  # what a run was started with, so that --resume can rebuild it
-
-
 def _recorded(args: argparse.Namespace) -> argparse.Namespace:
     """With --resume DIR: the arguments DIR's run was started with (cluster flags kept,
     and --rounds where given: a run can go on past the rounds it was started with)."""
     if args.resume is None:
         return args
-    path = Path(args.resume) / RUN_FILE
+    path = Path(args.resume) / run_dir.RUN_FILE
     try:
         recorded = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -205,9 +203,9 @@ def _record(args: argparse.Namespace, root: Path) -> None:
     recorded = {**vars(_settings(args)), **files, **{k: getattr(args, k) for k in keep}}
     recorded["checkpoint_dir"] = args.checkpoint_dir and str(Path(args.checkpoint_dir).resolve())
     root.mkdir(parents=True, exist_ok=True)
-    temporary = root / (RUN_FILE + ".tmp")
+    temporary = root / (run_dir.RUN_FILE + ".tmp")
     temporary.write_text(json.dumps(recorded, indent=1, default=str))
-    temporary.replace(root / RUN_FILE)
+    temporary.replace(root / run_dir.RUN_FILE)
 
 
 def _session(args: argparse.Namespace, *, resume: bool) -> srk.Session:
@@ -242,6 +240,10 @@ def run_tutorial(args: argparse.Namespace) -> None:
             )
         # Only once the model is valid: a bad one overwrites nothing. A resumed run records
         # its rounds, which --rounds may have raised.
+        if args.resume is None:
+            run_dir.replace_or_refuse(
+                session.output_root, session.checkpoint_dir, overwrite=args.overwrite
+            )
         _record(args, session.output_root)
         for placed in session.placements():
             gpus = f", GPU {placed['gpu_ids']}" if placed["gpu_ids"] else ", CPU"
@@ -270,7 +272,7 @@ def run_tutorial(args: argparse.Namespace) -> None:
             np.loadtxt(z_dir / "round_001" / "z_learn.txt"),
             np.loadtxt(z_dir / "z_learn.txt"),
             labels,
-            session.output_root / "latent_pca.png",
+            session.output_root / run_dir.LATENT_PLOT,
             ("round 1 (no message from the GMM yet)", f"round {settings.rounds}"),
         )
         print(f"\nlatent space plot: {figure}")
@@ -284,6 +286,10 @@ def run_graph_file(args: argparse.Namespace) -> None:
     print(f"results: {session.output_root}")
     try:
         observations, modules = graph.build(model)
+        if not args.resume:
+            run_dir.replace_or_refuse(
+                session.output_root, session.checkpoint_dir, overwrite=args.overwrite
+            )
         for placed in session.placements():
             print(f"{placed['module']} on {placed['hostname']} ({placed['node_ip']})")
         recipes.run_rounds(
@@ -305,6 +311,12 @@ def run_graph_file(args: argparse.Namespace) -> None:
             print(line)
 
 
+OVERWRITE_HELP = (
+    "replace the run already in OUT (its results and checkpoint are deleted first); "
+    "without it, a run is never started over an earlier one"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="serket-ray", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -319,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     tutorial.add_argument(
         "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last update"
     )
+    tutorial.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     tutorial.set_defaults(run=run_tutorial)
 
     benchmark = commands.add_parser("bench", help="time the tutorial: Ray actors vs one process")
@@ -337,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     graph_run.add_argument(
         "--resume", action="store_true", help="continue the run checkpointed under OUT"
     )
+    graph_run.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     graph_run.add_argument(
         "--no-recognize", action="store_true", help="skip the file's recognition section"
     )

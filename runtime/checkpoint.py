@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ from runtime.errors import CheckpointError
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+# The names this store gives its files (see Coordinator._record), and their temporaries:
+# the only files it ever deletes, so a checkpoint folder shared with other files is safe.
+_OWN_FILE = re.compile(r".+\.r\d{4}\.(state\.npz|forward\.msgpack|to\..+\.msgpack)(\.tmp)?")
 
 
 def fingerprint(data: bytes) -> str:
@@ -76,12 +80,26 @@ class CheckpointStore:
             _write_atomic(self.root / name, data)
         document = {"version": FORMAT_VERSION, **manifest.__dict__}
         _write_atomic(self.root / MANIFEST, json.dumps(document, indent=1).encode())
-        referenced = {MANIFEST, *manifest.backward.values()}
+        referenced = {*manifest.backward.values()}
         for entry in manifest.modules.values():
             referenced.update((entry["state"], entry["forward"]))
-        for stale in self.root.iterdir():
+        for stale in self._own_files():
             if stale.name not in referenced:
                 stale.unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        """Delete the checkpoint (manifest first, so no half-deleted one is ever read)."""
+        (self.root / MANIFEST).unlink(missing_ok=True)
+        for path in self._own_files():
+            path.unlink(missing_ok=True)
+
+    def holds_checkpoint(self) -> bool:
+        return (self.root / MANIFEST).exists()
+
+    def _own_files(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return [p for p in self.root.iterdir() if p.is_file() and _OWN_FILE.fullmatch(p.name)]
 
     def read(self, name: str) -> bytes:
         try:

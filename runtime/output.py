@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +33,8 @@ def _atomic(path: Path, write: Any) -> None:
 
 
 WRITABLE = (".txt", ".npy", ".npz", ".json")
+RUN_FILES = ("history.jsonl", "recognition.json", "placements.json")  # beside module folders
+_MODULE_DIR = re.compile(r"module\d{3}_\w+")  # Serket's numbering: module001_vae
 
 
 def _write_value(path: Path, value: Any) -> None:
@@ -57,6 +60,18 @@ def _link_latest(source: Path, latest: Path) -> None:
     except OSError:  # file systems without hard links
         shutil.copyfile(source, temporary)
     os.replace(temporary, latest)
+
+
+def remove_results(root: Path) -> None:
+    """Delete what result writers wrote under `root` (module folders, the run's files) and
+    nothing else: the earlier run's files, before a new run replaces it."""
+    if not root.is_dir():
+        return
+    for path in root.iterdir():
+        if path.is_dir() and _MODULE_DIR.fullmatch(path.name):
+            shutil.rmtree(path)
+        elif path.is_file() and path.name in RUN_FILES:
+            path.unlink()
 
 
 class ResultWriter:

@@ -6,6 +6,7 @@ that run's directory and must leave every byte of it as it was. Malformed messag
 """
 
 import hashlib
+import json
 import shutil
 
 import numpy as np
@@ -102,6 +103,30 @@ def test_labels_of_the_wrong_length(earlier, tmp_path, capsys):
 
 def test_resume_where_nothing_was_run(tmp_path, capsys):
     _fails_cleanly(["tutorial", "--resume", str(tmp_path)], capsys, "run.json")
+
+
+def test_a_new_run_over_an_earlier_one_is_refused(earlier, capsys):
+    base, run, before = earlier
+    argv = ["tutorial", "--data", str(base / "data.npy"), *SMALL, "--out", str(run)]
+    _fails_cleanly(argv, capsys, "holds an earlier run; continue it with --resume")
+    assert _fingerprint(run) == before
+
+
+def test_overwrite_replaces_the_earlier_run_and_only_what_serket_ray_wrote(earlier, run_copy):
+    base = earlier[0]
+    stale_round = run_copy / "module001_vae" / "round_009"  # a round the new run won't reach
+    stale_round.mkdir()
+    (stale_round / "z_learn.txt").write_text("0 0\n")
+    (run_copy / "notes.txt").write_text("the user's own")
+    (run_copy / "checkpoints" / "README").write_text("the user's own")
+    argv = ["tutorial", "--data", str(base / "data.npy"), *SMALL, "--seed", "3"]
+    assert cli.main([*argv, "--out", str(run_copy), "--overwrite"]) == 0
+    assert not stale_round.exists()
+    assert (run_copy / "notes.txt").read_text() == "the user's own"
+    assert (run_copy / "checkpoints" / "README").read_text() == "the user's own"
+    assert json.loads((run_copy / "run.json").read_text())["seed"] == 3
+    assert len((run_copy / "history.jsonl").read_text().splitlines()) == 2
+    assert sorted(p.name for p in (run_copy / "module001_vae").glob("round_*")) == ["round_001"]
 
 
 def test_checkpoint_from_another_configuration_is_refused(run_copy, digits):

@@ -1,0 +1,34 @@
+"""The checkpoint store deletes only the files it wrote, whatever else shares its folder."""
+
+from runtime.checkpoint import MANIFEST, CheckpointStore, Manifest
+
+
+def _manifest(round_: int) -> tuple[Manifest, dict[str, bytes]]:
+    stem = f"module001_vae.r{round_:04d}"
+    entry = {"config": "c", "rounds": round_, "state": f"{stem}.state.npz"}
+    entry["forward"] = f"{stem}.forward.msgpack"
+    manifest = Manifest(modules={"module001_vae": entry})
+    manifest.backward["module000_obs"] = f"{stem}.to.module000_obs.msgpack"
+    files = {entry["state"]: b"s", entry["forward"]: b"f", manifest.backward["module000_obs"]: b"b"}
+    return manifest, files
+
+
+def test_commit_drops_its_stale_files_and_keeps_everything_else(tmp_path):
+    store = CheckpointStore(tmp_path)
+    (tmp_path / "notes.txt").write_text("someone else's")
+    (tmp_path / "data").mkdir()
+    store.commit(*_manifest(1))
+    store.commit(*_manifest(2))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([MANIFEST, "notes.txt", "data", *_manifest(2)[1]])
+    assert store.holds_checkpoint()
+
+
+def test_clear_removes_the_checkpoint_and_nothing_else(tmp_path):
+    store = CheckpointStore(tmp_path)
+    (tmp_path / "notes.txt").write_text("someone else's")
+    store.commit(*_manifest(1))
+    (tmp_path / "module001_vae.r0002.state.npz.tmp").write_bytes(b"half written")
+    store.clear()
+    assert not store.holds_checkpoint()
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
