@@ -28,9 +28,16 @@ from runtime.errors import CheckpointError
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-# The names this store gives its files (see Coordinator._record), and their temporaries:
-# the only files it ever deletes, so a checkpoint folder shared with other files is safe.
+# The names `file_name` gives, and their temporaries: the only files the store deletes,
+# so a checkpoint folder shared with other files is safe.
 _OWN_FILE = re.compile(r".+\.r\d{4}\.(state\.npz|forward\.msgpack|to\..+\.msgpack)(\.tmp)?")
+
+
+def file_name(module: str, round_: int, what: str) -> str:
+    """A checkpoint file's name; `what` is "state.npz", "forward.msgpack" or
+    "to.<receiver>.msgpack" (a backward message). Unique per module and round, so a new
+    file never overwrites the committed one it replaces."""
+    return f"{module}.r{round_:04d}.{what}"
 
 
 def fingerprint(data: bytes) -> str:

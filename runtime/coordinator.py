@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 import ray
 
 from runtime import cluster, codec
-from runtime.checkpoint import CheckpointStore, Manifest, digest, state_bytes
+from runtime.checkpoint import CheckpointStore, Manifest, digest, file_name, state_bytes
 from runtime.errors import ActorLost, CallTimeout, CheckpointError, ModuleError
 from runtime.host import ModuleHost
-from runtime.output import ResultWriter
+from runtime.output import PLACEMENTS, RECOGNITION, ResultWriter
 from runtime.write_queue import WriteQueue
 
 T = TypeVar("T")
@@ -306,13 +306,14 @@ class Coordinator:
         """Record the update in the manifest; returns the job that writes the checkpoint
         (of the manifest as it is now: later updates change it)."""
         manifest = self._manifest
-        stem = f"{entry.name}.r{round_:04d}"
-        files = {f"{stem}.forward.msgpack": forward}
+        state_file = file_name(entry.name, round_, "state.npz")
+        forward_file = file_name(entry.name, round_, "forward.msgpack")
+        files = {forward_file: forward}
         manifest.modules[entry.name] = {
             "config": entry.config,
             "rounds": round_,
-            "state": f"{stem}.state.npz",
-            "forward": f"{stem}.forward.msgpack",
+            "state": state_file,
+            "forward": forward_file,
         }
         for receiver, message in backward.items():
             if receiver not in self._modules:
@@ -320,14 +321,15 @@ class Coordinator:
             if message is None:
                 manifest.backward.pop(receiver, None)
             else:
-                files[f"{stem}.to.{receiver}.msgpack"] = message
-                manifest.backward[receiver] = f"{stem}.to.{receiver}.msgpack"
+                message_file = file_name(entry.name, round_, f"to.{receiver}.msgpack")
+                files[message_file] = message
+                manifest.backward[receiver] = message_file
         manifest.history.append(record)
         snapshot = copy.deepcopy(manifest)
         arrays = codec.unpack(state)
 
         def write() -> None:
-            files[f"{stem}.state.npz"] = state_bytes(arrays)
+            files[state_file] = state_bytes(arrays)
             self._store.commit(snapshot, files)
             self._writer.write_history(snapshot.history)
 
@@ -383,7 +385,7 @@ class Coordinator:
                         ),
                     )
                 )
-        self._writer.write_json("recognition.json", reports)
+        self._writer.write_json(RECOGNITION, reports)
         return codec.pack(reports)
 
     def _recognize_once(
@@ -415,7 +417,7 @@ class Coordinator:
 
     def placements(self) -> bytes:
         described = [self._placement(entry) for entry in self._modules.values()]
-        self._writer.write_json("placements.json", described)
+        self._writer.write_json(PLACEMENTS, described)
         return codec.pack(described)
 
     def status(self) -> bytes:

@@ -33,7 +33,8 @@ def _atomic(path: Path, write: Any) -> None:
 
 
 WRITABLE = (".txt", ".npy", ".npz", ".json")
-RUN_FILES = ("history.jsonl", "recognition.json", "placements.json")  # beside module folders
+HISTORY, RECOGNITION, PLACEMENTS = "history.jsonl", "recognition.json", "placements.json"
+RUN_FILES = (HISTORY, RECOGNITION, PLACEMENTS)  # beside the module folders
 _MODULE_DIR = re.compile(r"module\d{3}_\w+")  # Serket's numbering: module001_vae
 
 
@@ -115,4 +116,4 @@ class ResultWriter:
     def write_history(self, records: list[Mapping[str, Any]]) -> None:
         """history.jsonl: one line per update, rewritten whole (it follows the checkpoint)."""
         lines = "".join(json.dumps(record) + "\n" for record in records)
-        _atomic(self.root / "history.jsonl", lambda f: f.write(lines.encode()))
+        _atomic(self.root / HISTORY, lambda f: f.write(lines.encode()))

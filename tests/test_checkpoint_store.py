@@ -1,14 +1,15 @@
 """The checkpoint store deletes only the files it wrote, whatever else shares its folder."""
 
-from runtime.checkpoint import MANIFEST, CheckpointStore, Manifest
+from runtime.checkpoint import MANIFEST, CheckpointStore, Manifest, file_name
 
 
 def _manifest(round_: int) -> tuple[Manifest, dict[str, bytes]]:
-    stem = f"module001_vae.r{round_:04d}"
-    entry = {"config": "c", "rounds": round_, "state": f"{stem}.state.npz"}
-    entry["forward"] = f"{stem}.forward.msgpack"
+    """A checkpoint named as the coordinator names it."""
+    entry = {"config": "c", "rounds": round_}
+    entry["state"] = file_name("module001_vae", round_, "state.npz")
+    entry["forward"] = file_name("module001_vae", round_, "forward.msgpack")
     manifest = Manifest(modules={"module001_vae": entry})
-    manifest.backward["module000_obs"] = f"{stem}.to.module000_obs.msgpack"
+    manifest.backward["module000_obs"] = file_name("module001_vae", round_, "to.x.msgpack")
     files = {entry["state"]: b"s", entry["forward"]: b"f", manifest.backward["module000_obs"]: b"b"}
     return manifest, files
 
