@@ -1,4 +1,4 @@
-"""Modules for fault tests: a GMM whose update takes a while, so it can be hit mid-update."""
+"""Modules for fault tests: GMMs that take a while, so they can be hit mid-call."""
 
 import time
 
@@ -13,3 +13,15 @@ class SlowGMM(GMM):
     def learn(self, inputs, backward, ctx):
         time.sleep(self.delay)
         return super().learn(inputs, backward, ctx)
+
+
+class SlowRecognizingGMM(GMM):
+    """Learns as fast as a GMM; recognition takes `delay` seconds longer."""
+
+    def __init__(self, K: int, delay: float = 3.0, seed: int = 0, name: str | None = None):
+        super().__init__(K, seed=seed, name=name)
+        self.delay = delay
+
+    def recognize(self, inputs, backward, ctx):
+        time.sleep(self.delay)
+        return super().recognize(inputs, backward, ctx)
