@@ -16,6 +16,7 @@ large data sets. They run on the tensor's device, GPU included.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,7 @@ def deskew(x: torch.Tensor) -> torch.Tensor:
     (u + slant * v, v). A blank image is left as it is.
     """
     side = _side(x, "deskew")
-    return torch.cat([_deskew(chunk, side) for chunk in x.split(_CHUNK)])
+    return _by_chunks(x, lambda chunk: _deskew(chunk, side))
 
 
 def image_jitter(
@@ -48,9 +49,17 @@ def image_jitter(
     [-value, +value].
     """
     side = _side(x, "image_jitter")
-    return torch.cat(
-        [_jitter(chunk, side, generator, rotation, scale, shift) for chunk in x.split(_CHUNK)]
-    )
+    return _by_chunks(x, lambda chunk: _jitter(chunk, side, generator, rotation, scale, shift))
+
+
+def _by_chunks(x: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """`transform` over `x` chunk by chunk, in order, into one output tensor: memory is the
+    output and one chunk's work (torch.cat would hold every chunk's result and their
+    concatenation at once: twice the data)."""
+    out = torch.empty_like(x)
+    for start in range(0, len(x), _CHUNK):
+        out[start : start + _CHUNK] = transform(x[start : start + _CHUNK])
+    return out
 
 
 def _side(x: torch.Tensor, who: str) -> int:

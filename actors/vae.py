@@ -251,12 +251,16 @@ class VAE(Module):
     @torch.no_grad()
     def _encode_all(self, net: GaussianVAE, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         net.eval()
-        z_parts, x_hat_parts = [], []
-        for chunk in x.split(_EVAL_CHUNK):
-            mean, _ = net.encode(chunk)  # the posterior mean is the element's z
-            z_parts.append(mean.cpu())
-            x_hat_parts.append(reconstruct(net.decoder(mean), self.loss).cpu())
-        return torch.cat(z_parts).numpy(), torch.cat(x_hat_parts).numpy()
+        # Filled chunk by chunk: a list of parts and its concatenation would hold the
+        # reconstructions (as large as the data) twice.
+        z = torch.empty(len(x), self.latent_dim)
+        x_hat = torch.empty(x.shape, dtype=torch.float32)
+        for start in range(0, len(x), _EVAL_CHUNK):
+            rows = slice(start, start + _EVAL_CHUNK)
+            mean, _ = net.encode(x[rows])  # the posterior mean is the element's z
+            z[rows] = mean.cpu()
+            x_hat[rows] = reconstruct(net.decoder(mean), self.loss).cpu()
+        return z.numpy(), x_hat.numpy()
 
     def _build(self, input_dim: int, device: torch.device) -> None:
         torch.manual_seed(self.seed)
