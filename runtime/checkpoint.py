@@ -58,7 +58,7 @@ class Manifest:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: codec.Wire) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_bytes(data)
     os.replace(temporary, path)
@@ -80,7 +80,7 @@ class CheckpointStore:
         except (ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(str(path), f"unreadable or truncated ({exc})") from None
 
-    def commit(self, manifest: Manifest, new_files: Mapping[str, bytes]) -> None:
+    def commit(self, manifest: Manifest, new_files: Mapping[str, codec.Wire]) -> None:
         """Write `new_files`, then the manifest that refers to them; drop unreferenced files."""
         self.root.mkdir(parents=True, exist_ok=True)
         for name, data in new_files.items():

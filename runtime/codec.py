@@ -34,6 +34,26 @@ _NUMERIC_KINDS = frozenset("biufc")  # bool, signed, unsigned, float, complex
 MessageKind = Literal["forward", "backward"]
 
 
+# An encoded message: msgpack bytes, or the uint8 array `to_wire` makes of them.
+Wire = bytes | bytearray | memoryview | np.ndarray
+
+
+# Ray passes smaller objects inline in its replies, where bytes cost less than an array.
+_INLINE_BYTES = 100 * 1024
+
+
+def to_wire(data: bytes) -> bytes | np.ndarray:
+    """Encoded bytes as Ray should carry them between processes.
+
+    Ray copies a bytes object into the memory of every process that reads it, while an
+    array in its object store reaches readers as a read-only view. So a large message
+    goes as a uint8 array (no copy made here): for the observations, as large as the
+    data set, one copy less per module reading them and per update, and 100 MB messages
+    arrive 12-16 % sooner (`serket-ray bench-messages`). Small ones stay bytes.
+    """
+    return data if len(data) < _INLINE_BYTES else np.frombuffer(data, dtype=np.uint8)
+
+
 def _encode_array(array: np.ndarray) -> msgpack.ExtType:
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise MessageError(
@@ -99,8 +119,16 @@ def pack(value: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     return data
 
 
-def unpack(data: bytes | memoryview, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
-    """Decode what `pack` wrote; arrays come back read-only, sharing `data`'s memory."""
+def unpack(data: Wire, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Decode what `pack` wrote (as bytes or `to_wire`'s array); arrays come back
+    read-only."""
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8 or data.ndim != 1:
+            raise MessageError(
+                f"expected bytes or a 1-D uint8 array, got an array of dtype {data.dtype} "
+                f"and shape {data.shape}"
+            )
+        data = memoryview(data)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise MessageError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_bytes:
@@ -136,7 +164,7 @@ def encode(envelope: Envelope, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
 
 
 def decode(
-    data: bytes | memoryview,
+    data: Wire,
     *,
     receiver: str | None = None,
     kind: MessageKind | None = None,

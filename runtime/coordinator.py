@@ -122,9 +122,11 @@ class Coordinator:
                     "checkpointed run's; resume with the same settings, or start a new run",
                 )
             entry.rounds = saved["rounds"]
-            self._forward[name] = ray.put(self._store.read(saved["forward"]))
+            self._forward[name] = ray.put(codec.to_wire(self._store.read(saved["forward"])))
             if name in self._manifest.backward:
-                self._backward[name] = ray.put(self._store.read(self._manifest.backward[name]))
+                self._backward[name] = ray.put(
+                    codec.to_wire(self._store.read(self._manifest.backward[name]))
+                )
         if self._fixed_cluster:
             self._check_capacity(name, _ray_options(spec["resources"]))
         self._start_actor(entry)
@@ -237,9 +239,9 @@ class Coordinator:
     def _reload_messages(self) -> None:
         """Messages from the checkpoint: those held on a lost node are gone."""
         for name, saved in self._manifest.modules.items():
-            self._forward[name] = ray.put(self._store.read(saved["forward"]))
+            self._forward[name] = ray.put(codec.to_wire(self._store.read(saved["forward"])))
         for receiver, file in self._manifest.backward.items():
-            self._backward[receiver] = ray.put(self._store.read(file))
+            self._backward[receiver] = ray.put(codec.to_wire(self._store.read(file)))
 
     def _update_once(self, entry: _Entry) -> bytes:
         name = entry.name
@@ -299,9 +301,9 @@ class Coordinator:
         entry: _Entry,
         round_: int,
         record: dict[str, Any],
-        state: bytes,
-        forward: bytes,
-        backward: dict[str, bytes | None],
+        state: codec.Wire,
+        forward: codec.Wire,
+        backward: dict[str, codec.Wire | None],
     ) -> Callable[[], None]:
         """Record the update in the manifest; returns the job that writes the checkpoint
         (of the manifest as it is now: later updates change it)."""

@@ -93,13 +93,15 @@ class ModuleHost:
             }
         )
 
-    def update(self, round_: int, backward: bytes | None, *inputs: bytes) -> tuple[Any, ...]:
-        """Returns msgpack bytes: report, files, state, forward message, one backward
-        message per input."""
+    def update(
+        self, round_: int, backward: codec.Wire | None, *inputs: codec.Wire
+    ) -> tuple[Any, ...]:
+        """Returns encoded messages (`codec.to_wire`): report, files, state, forward
+        message, one backward message per input."""
         return self._guarded("learn", round_, backward, inputs, None)
 
     def recognize(
-        self, pass_: int, backward: bytes | None, category: bytes, *inputs: bytes
+        self, pass_: int, backward: codec.Wire | None, category: bytes, *inputs: codec.Wire
     ) -> tuple[Any, ...]:
         """Recognition of novel data (as many rows as its inputs), learning nothing; same
         returns as `update`, with an empty state."""
@@ -109,8 +111,8 @@ class ModuleHost:
         self,
         mode: Mode,
         round_: int,
-        backward: bytes | None,
-        inputs: tuple[bytes, ...],
+        backward: codec.Wire | None,
+        inputs: tuple[codec.Wire, ...],
         category: np.ndarray | None,
     ) -> tuple[Any, ...]:
         try:
@@ -138,8 +140,8 @@ class ModuleHost:
         self,
         mode: Mode,
         round_: int,
-        backward: bytes | None,
-        inputs: tuple[bytes, ...],
+        backward: codec.Wire | None,
+        inputs: tuple[codec.Wire, ...],
         category: np.ndarray | None,
     ) -> tuple[Any, ...]:
         # Learning sees the shapes declared at connect time; recognition sees novel data,
@@ -168,6 +170,9 @@ class ModuleHost:
         began = time.perf_counter()
         result = getattr(self._module, mode)(arrays, prior, context)
         seconds = time.perf_counter() - began
+        # The decoded inputs (the observations: as large as the data) are not needed to
+        # encode the results, the step that needs the most memory: let them go first.
+        del received, arrays, prior
         self._check(result, output_shape)
         forward = codec.encode(
             codec.Envelope(self._name, codec.BROADCAST, "forward", round_, result.forward)
@@ -186,11 +191,11 @@ class ModuleHost:
             "metrics": {k: float(v) for k, v in result.metrics.items()},
         }
         return (
-            codec.pack(report),
-            codec.pack(dict(result.files)),
-            codec.pack(self._module.state() if mode == "learn" else {}),
-            forward,
-            *backward_messages,
+            codec.to_wire(codec.pack(report)),
+            codec.to_wire(codec.pack(dict(result.files))),
+            codec.to_wire(codec.pack(self._module.state() if mode == "learn" else {})),
+            codec.to_wire(forward),
+            *(None if m is None else codec.to_wire(m) for m in backward_messages),
         )
 
     def _check(self, result: Update, shape: tuple[int, ...]) -> None:

@@ -105,7 +105,7 @@ class Session:
         envelope = codec.Envelope(sender, codec.BROADCAST, "forward", 0, data)
         self.start()  # before ray.put, which would otherwise start Ray without our options
         encoded = codec.encode(envelope)
-        return [ray.put(encoded)], encoded
+        return [ray.put(codec.to_wire(encoded))], encoded
 
     def register_observation(self, handle: ObservationHandle) -> None:
         data = handle.observation.data

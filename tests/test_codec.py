@@ -40,6 +40,25 @@ def test_envelope_round_trip(array, round_):
     np.testing.assert_array_equal(back.payload, array)
 
 
+@pytest.mark.parametrize("rows", [10, 10_000])
+def test_messages_decode_from_what_ray_carries(rows):
+    array = np.random.default_rng(0).random((rows, 4), dtype=np.float32)
+    encoded = codec.encode(codec.Envelope("module000_obs", codec.BROADCAST, "forward", 0, array))
+    wire = codec.to_wire(encoded)
+    if rows == 10:  # small: bytes, which Ray passes inline
+        assert wire is encoded
+    else:  # large: an array, read in place from Ray's object store
+        assert wire.dtype == np.uint8 and wire.ndim == 1 and not wire.flags.writeable
+        assert np.shares_memory(wire, np.frombuffer(encoded, np.uint8))  # no copy made
+    np.testing.assert_array_equal(codec.decode(wire, receiver="module001_vae").payload, array)
+
+
+@pytest.mark.parametrize("wrong", [np.zeros(8, np.float32), np.zeros((2, 4), np.uint8)])
+def test_arrays_other_than_the_wire_form_are_refused(wrong):
+    with pytest.raises(MessageError, match="expected bytes or a 1-D uint8 array"):
+        codec.unpack(wrong)
+
+
 def test_non_contiguous_arrays_travel_in_c_order():
     array = np.arange(24, dtype=np.int16).reshape(4, 6)[:, ::2]
     np.testing.assert_array_equal(codec.unpack(codec.pack(array)), array)
