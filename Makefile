@@ -10,7 +10,7 @@ TORCH   ?= $(if $(HAS_GPU),torch==2.13.0,torch==2.13.0+cpu)
 # A run on one machine keeps Ray's traffic on loopback (Ray's single-machine mode).
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup demo test bench bench-models bench-quality bench-gmm bench-messages lint clean
+.PHONY: setup demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory lint clean
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,9 @@ bench-gmm: setup  ## one GMM update by number of elements, synthetic latents (GM
 
 bench-messages: setup  ## message cost by payload size, one node vs two simulated nodes
 	$(BIN)/serket-ray bench-messages
+
+bench-memory: setup  ## peak memory per process, VAE on the digits tiled 50 times (MEMORY_FLAGS=...)
+	$(BIN)/serket-ray bench-memory $(MEMORY_FLAGS)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -15,6 +15,7 @@ from actors.gmm import ALGORITHMS
 from launch import (
     bench,
     bench_gmm,
+    bench_memory,
     bench_messages,
     bench_models,
     bench_quality,
@@ -395,6 +396,18 @@ def build_parser() -> argparse.ArgumentParser:
         run=lambda args: bench_gmm.run(
             args.elements, args.latent_dim, args.classes, args.gmm, args.seed, args.threads
         )
+    )
+    memory = commands.add_parser(
+        "bench-memory", help="peak memory per process while the VAE learns from large data"
+    )
+    memory.add_argument(
+        "--copies", type=int, default=50, help="the embedded digits tiled N times (9 MB each)"
+    )
+    memory.add_argument("--updates", type=int, default=2)
+    memory.add_argument("--out", type=Path, default=Path("runs/bench-memory"))
+    memory.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray")
+    memory.set_defaults(
+        run=lambda args: bench_memory.run(args.copies, args.updates, args.out, args.num_cpus)
     )
     return parser
 

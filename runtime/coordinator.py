@@ -16,6 +16,7 @@ last checkpoint and its interrupted update runs again, up to `max_restarts` time
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -423,7 +424,11 @@ class Coordinator:
         return codec.pack(described)
 
     def status(self) -> bytes:
-        """Rounds done per module and actor restarts so far."""
+        """Rounds done per module, actor restarts so far, and this coordinator's process."""
         return codec.pack(
-            {"rounds": {n: e.rounds for n, e in self._modules.items()}, "restarts": self.restarts}
+            {
+                "rounds": {n: e.rounds for n, e in self._modules.items()},
+                "restarts": self.restarts,
+                "coordinator": {"pid": os.getpid(), "node_ip": ray.util.get_node_ip_address()},
+            }
         )

@@ -197,7 +197,8 @@ class Session:
         return codec.unpack(reports)
 
     def status(self) -> dict[str, Any]:
-        """Rounds done per module and how many times module actors were restarted."""
+        """Rounds done per module, how many times module actors were restarted, and where
+        the coordinator runs (its process id and node's address)."""
         found = self.call(
             "status", who="coordinator", what="status", timeout_s=self.start_timeout_s
         )

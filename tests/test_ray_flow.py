@@ -10,7 +10,7 @@ import pytest
 
 import runtime as srk
 from actors import gmm, vae
-from launch import cli
+from launch import bench_memory, cli
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 
@@ -155,3 +155,12 @@ def test_results_written_behind_land_and_a_failed_write_stops_the_run_cleanly(se
     assert not (root / "module001_vae" / "round_003").exists()
     with pytest.warns(UserWarning, match="results not written: module002_gmm"):
         srk.shutdown()
+
+
+def test_memory_benchmark_reports_each_process(tmp_path, capsys):
+    peaks = bench_memory.run(copies=1, updates=1, out=tmp_path)
+    assert set(peaks) == {"module001_vae", "coordinator", "driver"}
+    assert all(rss >= private > 0 for rss, private in peaks.values())
+    printed = capsys.readouterr().out
+    assert "observations: 3000 x 784 float32, 9 MB" in printed
+    assert printed.splitlines()[-3].split()[0] == "module001_vae"
