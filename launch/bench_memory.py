@@ -52,7 +52,9 @@ class _PeakSampler(threading.Thread):
             time.sleep(_SAMPLE_S)
 
 
-def run(copies: int, updates: int, out: Path, num_cpus: int | None = None) -> dict:
+def run(
+    copies: int, updates: int, out: Path, num_cpus: int | None = None
+) -> dict[str, tuple[int, int]]:
     """Prints and returns the peaks per process: {name: (RSS MB, private MB)}."""
     digits, _ = data.tutorial_digits()
     images = np.tile(digits.images, (copies, 1)).astype(np.float32)
