@@ -123,11 +123,9 @@ class Coordinator:
                     "checkpointed run's; resume with the same settings, or start a new run",
                 )
             entry.rounds = saved["rounds"]
-            self._forward[name] = ray.put(codec.to_wire(self._store.read(saved["forward"])))
+            self._forward[name] = self._put_saved(saved["forward"])
             if name in self._manifest.backward:
-                self._backward[name] = ray.put(
-                    codec.to_wire(self._store.read(self._manifest.backward[name]))
-                )
+                self._backward[name] = self._put_saved(self._manifest.backward[name])
         if self._fixed_cluster:
             self._check_capacity(name, _ray_options(spec["resources"]))
         self._start_actor(entry)
@@ -240,9 +238,13 @@ class Coordinator:
     def _reload_messages(self) -> None:
         """Messages from the checkpoint: those held on a lost node are gone."""
         for name, saved in self._manifest.modules.items():
-            self._forward[name] = ray.put(codec.to_wire(self._store.read(saved["forward"])))
+            self._forward[name] = self._put_saved(saved["forward"])
         for receiver, file in self._manifest.backward.items():
-            self._backward[receiver] = ray.put(codec.to_wire(self._store.read(file)))
+            self._backward[receiver] = self._put_saved(file)
+
+    def _put_saved(self, file: str) -> Any:
+        """A checkpointed message, back in the object store; returns its reference."""
+        return ray.put(codec.to_wire(self._store.read(file)))
 
     def _update_once(self, entry: _Entry) -> bytes:
         name = entry.name

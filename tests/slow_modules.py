@@ -1,4 +1,4 @@
-"""Modules for fault tests: GMMs that take a while, so they can be hit mid-call."""
+"""A module for fault tests: a GMM that takes a while, so it can be hit mid-call."""
 
 import time
 
@@ -6,22 +6,26 @@ from actors.gmm import GMM
 
 
 class SlowGMM(GMM):
-    def __init__(self, K: int, delay: float = 3.0, seed: int = 0, name: str | None = None):
+    """A GMM whose `slow_in` call ("learn" or "recognize") takes `delay` seconds longer."""
+
+    def __init__(
+        self,
+        K: int,
+        delay: float = 3.0,
+        seed: int = 0,
+        name: str | None = None,
+        slow_in: str = "learn",
+    ):
         super().__init__(K, seed=seed, name=name)
         self.delay = delay
+        self.slow_in = slow_in
 
     def learn(self, inputs, backward, ctx):
-        time.sleep(self.delay)
+        if self.slow_in == "learn":
+            time.sleep(self.delay)
         return super().learn(inputs, backward, ctx)
 
-
-class SlowRecognizingGMM(GMM):
-    """Learns as fast as a GMM; recognition takes `delay` seconds longer."""
-
-    def __init__(self, K: int, delay: float = 3.0, seed: int = 0, name: str | None = None):
-        super().__init__(K, seed=seed, name=name)
-        self.delay = delay
-
     def recognize(self, inputs, backward, ctx):
-        time.sleep(self.delay)
+        if self.slow_in == "recognize":
+            time.sleep(self.delay)
         return super().recognize(inputs, backward, ctx)

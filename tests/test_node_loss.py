@@ -17,7 +17,7 @@ from ray.cluster_utils import Cluster
 
 import runtime as srk
 from actors import gmm, vae
-from tests.slow_modules import SlowRecognizingGMM
+from tests.slow_modules import SlowGMM
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_recognition_reads_a_message_whose_sender_node_is_gone(two_nodes, tmp_pa
     try:
         obs = srk.Observation(digits.images)
         vae1 = vae.VAE(4, itr=20, batch_size=50, hidden=(64,))
-        slow, gmm1 = SlowRecognizingGMM(10, delay=4.0), gmm.GMM(10)
+        slow, gmm1 = SlowGMM(10, delay=4.0, slow_in="recognize"), gmm.GMM(10)
         vae1.connect(obs)
         slow.connect(vae1)
         gmm1.connect(vae1)
