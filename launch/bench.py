@@ -9,6 +9,11 @@ On an embedded instance a third run splits that cost: the one-process run again,
 a Ray instance with nothing on it is up. Ray's own daemons wake hundreds of times a
 second (timers, pollers); on a small machine that slows any busy process beside them,
 one without Ray in it too. What remains is the cost of the actors and the messages.
+
+With repeats, each repeat is a pair run back to back, in alternating order, and the
+overhead is also given per pair and as the pairs' median: a shared VM's speed drifts by
+several per cent over minutes, which the ratio of two arms' best runs, taken minutes
+apart, does not cancel and a pair's ratio mostly does.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from statistics import fmean
+from statistics import fmean, median
 from typing import Any
 
 import numpy as np
@@ -81,6 +87,17 @@ def time_beside_idle_ray(settings: recipes.TutorialSettings, args: argparse.Name
         ray.shutdown()
 
 
+def overhead(hosted: Timing, local: Timing) -> float:
+    """Ray's wall time after start-up against the one-process run's, minus one."""
+    return (hosted.whole - hosted.startup) / local.whole - 1
+
+
+def _print_pairs(ratios: list[float]) -> None:
+    listed = ", ".join(f"{ratio:+.1%}" for ratio in ratios)
+    print(f"  per repeat (each against the one-process run of that repeat): {listed}; "
+          f"median {median(ratios):+.1%}")  # fmt: skip
+
+
 def run(
     settings: recipes.TutorialSettings, args: argparse.Namespace, placement: dict[str, Any]
 ) -> None:
@@ -89,16 +106,26 @@ def run(
     device = "CUDA" if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
     print(f"benchmark: {len(images)} digits, {settings}, VAE on {device}", flush=True)
     embedded = not (args.address or os.environ.get("RAY_ADDRESS"))  # daemons on this machine
-    hosted_runs, local_runs, beside_runs = [], [], []
-    for repeat in range(1, args.repeats + 1):  # alternated, so drifts hit all alike
-        hosted_runs.append(time_ray(images, labels, settings, args, placement))
-        print(f"[{repeat}/{args.repeats}] Ray actors: {hosted_runs[-1].whole:.1f} s", flush=True)
-        local_runs.append(time_in_process(settings))
-        print(f"[{repeat}/{args.repeats}] one process: {local_runs[-1].whole:.1f} s", flush=True)
-        if embedded:
-            beside_runs.append(time_beside_idle_ray(settings, args))
-            print(f"[{repeat}/{args.repeats}] one process beside an idle Ray: "
-                  f"{beside_runs[-1].whole:.1f} s", flush=True)  # fmt: skip
+    arms: dict[str, tuple[str, Callable[[], Timing]]] = {
+        "ray": ("Ray actors", lambda: time_ray(images, labels, settings, args, placement)),
+        "local": ("one process", lambda: time_in_process(settings)),
+    }
+    if embedded:
+        arms["beside"] = (
+            "one process beside an idle Ray",
+            lambda: time_beside_idle_ray(settings, args),
+        )
+    runs: dict[str, list[Timing]] = {arm: [] for arm in arms}
+    for repeat in range(1, args.repeats + 1):
+        # The one-process run in the middle, the order reversed every other repeat: each
+        # arm's drifts and turn hit the others alike.
+        for arm in list(arms) if repeat % 2 else reversed(arms):
+            label, time_arm = arms[arm]
+            runs[arm].append(time_arm())
+            startup = f" ({runs[arm][-1].startup:.1f} s start-up)" if arm == "ray" else ""
+            print(f"[{repeat}/{args.repeats}] {label}: {runs[arm][-1].whole:.1f} s{startup}",
+                  flush=True)  # fmt: skip
+    hosted_runs, local_runs, beside_runs = runs["ray"], runs["local"], runs.get("beside", [])
     hosted = min(hosted_runs, key=lambda t: t.whole)
     local = min(local_runs, key=lambda t: t.whole)
     rows = [
@@ -118,14 +145,19 @@ def run(
     print(f"\n{'':30}{'Ray actors':>12}{'one process':>14}{best}")
     for label, ray_value, local_value in rows:
         print(f"{label:30}{ray_value:>12}{local_value:>14}")
-    after_startup = hosted.whole - hosted.startup
-    print(f"\nRay + messaging overhead, start-up excluded: {after_startup / local.whole - 1:+.1%}")
+    print(f"\nRay + messaging overhead, start-up excluded: {overhead(hosted, local):+.1%}{best}")
+    if args.repeats > 1:
+        _print_pairs([overhead(h, one) for h, one in zip(hosted_runs, local_runs, strict=True)])
     if beside_runs:
         beside = min(beside_runs, key=lambda t: t.whole)
         print(
             f"  the one-process run beside an idle Ray instance ({beside.whole:.1f} s; Ray's "
             f"daemons only, no actors, no messages): {beside.whole / local.whole - 1:+.1%}"
         )
+        if args.repeats > 1:
+            _print_pairs(
+                [b.whole / one.whole - 1 for b, one in zip(beside_runs, local_runs, strict=True)]
+            )
     print(f"Ray + messaging overhead, start-up included: {hosted.whole / local.whole - 1:+.1%}")
     print(
         f"dispatch and messages per update (coordinator's wall time minus learn(); result "
