@@ -340,7 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_flags(benchmark)
     benchmark.add_argument("--out", type=Path, default=Path("runs/bench"), help="output root")
     benchmark.add_argument(
-        "--repeats", type=int, default=1, help="alternate both runs N times; report the best"
+        "--repeats",
+        type=int,
+        default=1,
+        help="run the arms N times, alternated: best of each, overhead per repeat",
     )
     benchmark.set_defaults(run=lambda args: bench.run(_settings(args), args, _placement(args)))
     graph_run = commands.add_parser("run", help="run a model described in a YAML graph file")
