@@ -10,10 +10,11 @@ a Ray instance with nothing on it is up. Ray's own daemons wake hundreds of time
 second (timers, pollers); on a small machine that slows any busy process beside them,
 one without Ray in it too. What remains is the cost of the actors and the messages.
 
-With repeats, each repeat is a pair run back to back, in alternating order, and the
-overhead is also given per pair and as the pairs' median: a shared VM's speed drifts by
-several per cent over minutes, which the ratio of two arms' best runs, taken minutes
-apart, does not cancel and a pair's ratio mostly does.
+With repeats, each repeat runs the arms back to back, the one-process run in the middle
+and the order reversed every other repeat; the overhead is also given per repeat,
+against that repeat's one-process run, and as the median of those: a shared VM's speed
+drifts by several per cent over minutes, which the ratio of two arms' best runs, taken
+minutes apart, does not cancel and neighbouring runs' ratio mostly does.
 """
 
 from __future__ import annotations
