@@ -97,6 +97,8 @@ class VAE(Module):
             raise ModuleError(self.full_name, f"loss must be one of {LOSSES}, got {loss!r}")
         if alpha < 0:
             raise ModuleError(self.full_name, f"alpha (KL weight) must be >= 0, got {alpha!r}")
+        if num_threads is not None:
+            self.require_positive_integers(num_threads=num_threads)
         self.net_: GaussianVAE | None = None
         self.optimizer_: torch.optim.Optimizer | None = None
         self._restored: dict[str, np.ndarray] = {}  # applied once the device is known

@@ -104,7 +104,8 @@ def run(
 ) -> None:
     digits, _ = data.tutorial_digits()
     images, labels = digits.images, digits.labels
-    device = "CUDA" if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    threads = settings.vae_threads or torch.get_num_threads()
+    device = "CUDA" if torch.cuda.is_available() else f"CPU ({threads} threads)"
     print(f"benchmark: {len(images)} digits, {settings}, VAE on {device}", flush=True)
     embedded = not (args.address or os.environ.get("RAY_ADDRESS"))  # daemons on this machine
     arms: dict[str, tuple[str, Callable[[], Timing]]] = {

@@ -57,6 +57,12 @@ def _add_model_flags(
         help="GMM chains run at once (its actor reserves that many CPUs); for large data",
     )
     parser.add_argument(
+        "--vae-threads",
+        type=int,
+        default=defaults.vae_threads,
+        help="the VAE's torch CPU threads (default: all the node's cores)",
+    )
+    parser.add_argument(
         "--kl-weight",
         type=float,
         default=defaults.kl_weight,
@@ -128,6 +134,7 @@ def _settings(args: argparse.Namespace) -> recipes.TutorialSettings:
         jitter=getattr(args, "jitter", False),
         gmm=getattr(args, "gmm", "em"),
         gmm_threads=getattr(args, "gmm_threads", 1),
+        vae_threads=getattr(args, "vae_threads", None),
     )
 
 

@@ -34,6 +34,8 @@ class TutorialSettings:
     CPUs); each chain has its own seed, so the fits do not change. One by default: at
     3,000 elements two threads saved a tenth of a 0.3 s update; at 60,000 and more they
     pay (README, bench-gmm).
+    vae_threads: the VAE's torch CPU threads; None (default) for all the node's cores.
+    One leaves a core to everything else on a small machine (README, overhead).
     """
 
     rounds: int = 5
@@ -47,6 +49,7 @@ class TutorialSettings:
     jitter: bool = False
     gmm: str = "gibbs"
     gmm_threads: int = 1
+    vae_threads: int | None = None
 
 
 def tutorial_vae(settings: TutorialSettings) -> vae.VAE:
@@ -59,6 +62,7 @@ def tutorial_vae(settings: TutorialSettings) -> vae.VAE:
         preprocess=DESKEW if settings.deskew else None,
         augment=JITTER if settings.jitter else None,
         seed=settings.seed,
+        num_threads=settings.vae_threads,
     )
 
 

@@ -63,3 +63,14 @@ def test_gmm_threads_flag_reaches_the_tutorial_gmm_and_its_cpu_reservation():
         rounds=5, epochs=200, batch_size=500, latent_dim=18, classes=10, seed=0
     )
     assert cli._settings(recorded).gmm_threads == 1
+
+
+def test_vae_threads_flag_reaches_the_tutorial_vae():
+    parser = cli.build_parser()
+    assert recipes.tutorial_vae(cli._settings(parser.parse_args(["tutorial"]))).num_threads is None
+    settings = cli._settings(parser.parse_args(["bench", "--vae-threads", "1"]))
+    assert recipes.tutorial_vae(settings).num_threads == 1
+    recorded = argparse.Namespace(  # run.json of a version before the flag
+        rounds=5, epochs=200, batch_size=500, latent_dim=18, classes=10, seed=0
+    )
+    assert cli._settings(recorded).vae_threads is None

@@ -84,6 +84,7 @@ def test_bad_data_files(earlier, tmp_path, capsys, name, content, message):
         (["-K", "500"], "module002_gmm: cannot split 200 elements into K=500 classes"),
         (["-K", "0"], "K must be a positive integer, got 0"),
         (["--latent-dim", "-3"], "latent_dim must be a positive integer, got -3"),
+        (["--vae-threads", "0"], "module001_vae: num_threads must be a positive integer, got 0"),
     ],
 )
 def test_bad_model_settings(earlier, capsys, flags, message):
