@@ -105,7 +105,8 @@ def run(
     digits, _ = data.tutorial_digits()
     images, labels = digits.images, digits.labels
     threads = settings.vae_threads or torch.get_num_threads()
-    device = "CUDA" if torch.cuda.is_available() else f"CPU ({threads} threads)"
+    threads_named = f"{threads} thread" if threads == 1 else f"{threads} threads"
+    device = "CUDA" if torch.cuda.is_available() else f"CPU ({threads_named})"
     print(f"benchmark: {len(images)} digits, {settings}, VAE on {device}", flush=True)
     embedded = not (args.address or os.environ.get("RAY_ADDRESS"))  # daemons on this machine
     arms: dict[str, tuple[str, Callable[[], Timing]]] = {
