@@ -89,7 +89,8 @@ def time_beside_idle_ray(settings: recipes.TutorialSettings, args: argparse.Name
 
 
 def overhead(hosted: Timing, local: Timing) -> float:
-    """Ray's wall time after start-up against the one-process run's, minus one."""
+    """A run's wall time after start-up (none outside the Ray actors' arm) against the
+    one-process run's, minus one."""
     return (hosted.whole - hosted.startup) / local.whole - 1
 
 
@@ -155,12 +156,10 @@ def run(
         beside = min(beside_runs, key=lambda t: t.whole)
         print(
             f"  the one-process run beside an idle Ray instance ({beside.whole:.1f} s; Ray's "
-            f"daemons only, no actors, no messages): {beside.whole / local.whole - 1:+.1%}"
+            f"daemons only, no actors, no messages): {overhead(beside, local):+.1%}"
         )
         if args.repeats > 1:
-            _print_pairs(
-                [b.whole / one.whole - 1 for b, one in zip(beside_runs, local_runs, strict=True)]
-            )
+            _print_pairs([overhead(b, one) for b, one in zip(beside_runs, local_runs, strict=True)])
     print(f"Ray + messaging overhead, start-up included: {hosted.whole / local.whole - 1:+.1%}")
     print(
         f"dispatch and messages per update (coordinator's wall time minus learn(); result "
