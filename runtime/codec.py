@@ -6,6 +6,12 @@ is a 4-byte little-endian header length, a msgpack header ``[dtype, shape]`` and
 little-endian, C-ordered bytes. Object, string and void dtypes are refused: they cannot be
 read back without trusting the sender.
 
+An array over `BLOCK_BYTES` travels as row blocks: a msgpack list of an extension type 2
+(``[dtype, shape, block count]``) and then the blocks, each an extension type 1. One
+extension holds at most 4 GiB, and a million 784-pixel float32 rows are 3.1 GB; the
+receiver copies each block into the whole array as it is read, so besides that array it
+holds one block's bytes, not a second copy of the data.
+
 `Envelope` is the one inter-module message: schema version, sender, receiver, kind
 (forward or backward), the sender's round and the payload.
 """
@@ -24,9 +30,12 @@ from runtime.errors import MessageError
 
 SCHEMA_VERSION = 1
 NDARRAY_EXT = 1
-# A message's bytes are held in memory twice (encoded and decoded); 2 GiB keeps that
-# bounded while letting a million 784-pixel float32 rows travel in shards of ~600k rows.
-DEFAULT_MAX_BYTES = 2 * 1024**3
+ARRAY_BLOCKS_EXT = 2
+BLOCK_BYTES = 64 * 1024**2
+_EXT_MAX_BYTES = 2**32 - 1  # msgpack's 32-bit extension length
+# A message is held twice while it is decoded (encoded and decoded): the limit bounds
+# that, and lets ten million 784-pixel float32 rows (29 GiB) travel.
+DEFAULT_MAX_BYTES = 32 * 1024**3
 BROADCAST = "*"  # receiver of a forward message: every module connected above the sender
 
 _HEADER_LEN = struct.Struct("<I")
@@ -54,22 +63,39 @@ def to_wire(data: bytes) -> bytes | np.ndarray:
     return data if len(data) < _INLINE_BYTES else np.frombuffer(data, dtype=np.uint8)
 
 
-def _encode_array(array: np.ndarray) -> msgpack.ExtType:
+def _array_ext(little: np.ndarray) -> msgpack.ExtType:
+    header = msgpack.packb([little.dtype.str, list(little.shape)])
+    if _HEADER_LEN.size + len(header) + little.nbytes > _EXT_MAX_BYTES:
+        raise MessageError(
+            f"cannot encode an array row of {little.nbytes} bytes: one msgpack extension "
+            "holds at most 4 GiB"
+        )
+    # One copy of the data: join reads the array's buffer directly (no tobytes()).
+    data = memoryview(little.reshape(-1)).cast("B") if little.size else b""
+    return msgpack.ExtType(NDARRAY_EXT, b"".join([_HEADER_LEN.pack(len(header)), header, data]))
+
+
+def _encode_array(array: np.ndarray, block_bytes: int) -> msgpack.ExtType | list[Any]:
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise MessageError(
             f"cannot encode an array of dtype {array.dtype}: only bool, integer, float and "
             "complex arrays can travel (object, string and void arrays are refused)"
         )
     little = array.astype(array.dtype.newbyteorder("<"), order="C", copy=False)
-    header = msgpack.packb([little.dtype.str, list(little.shape)])
-    # One copy of the data: join reads the array's buffer directly (no tobytes()).
-    data = memoryview(little.reshape(-1)).cast("B") if little.size else b""
-    return msgpack.ExtType(NDARRAY_EXT, b"".join([_HEADER_LEN.pack(len(header)), header, data]))
+    if little.nbytes <= block_bytes or little.ndim == 0 or len(little) < 2:
+        return _array_ext(little)
+    rows = max(1, block_bytes // (little.nbytes // len(little)))
+    starts = range(0, len(little), rows)
+    header = msgpack.packb([little.dtype.str, list(little.shape), len(starts)])
+    return [
+        msgpack.ExtType(ARRAY_BLOCKS_EXT, header),
+        *(_array_ext(little[start : start + rows]) for start in starts),
+    ]
 
 
-def _default(value: Any) -> Any:
+def _default(value: Any, block_bytes: int) -> Any:
     if isinstance(value, np.ndarray):
-        return _encode_array(value)
+        return _encode_array(value, block_bytes)
     if isinstance(value, np.generic):
         return value.item()
     raise MessageError(f"cannot encode a value of type {type(value).__name__}")
@@ -88,13 +114,9 @@ def _decode_array(payload: bytes) -> np.ndarray:
         )
     try:
         dtype_str, shape = msgpack.unpackb(view[_HEADER_LEN.size : start])
-        dtype = np.dtype(dtype_str)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise MessageError(f"array extension has an unreadable header: {exc}") from None
-    if dtype.kind not in _NUMERIC_KINDS or dtype.byteorder == ">":
-        raise MessageError(f"array extension has a refused dtype {dtype_str!r}")
-    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
-        raise MessageError(f"array extension has an invalid shape {shape!r}")
+    dtype, shape = _dtype_and_shape(dtype_str, shape)
     expected = math.prod(shape) * dtype.itemsize
     carried = len(view) - start
     if expected != carried:
@@ -105,15 +127,106 @@ def _decode_array(payload: bytes) -> np.ndarray:
     return np.frombuffer(view[start:], dtype=dtype).reshape(shape)
 
 
-def _ext_hook(code: int, payload: bytes) -> np.ndarray:
-    if code != NDARRAY_EXT:
+def _dtype_and_shape(dtype_str: Any, shape: Any) -> tuple[np.dtype, list[int]]:
+    """A header's dtype and shape, if they are ones this codec writes."""
+    try:
+        dtype = np.dtype(dtype_str)
+    except (TypeError, ValueError) as exc:
+        raise MessageError(f"array extension has an unreadable header: {exc}") from None
+    if dtype.kind not in _NUMERIC_KINDS or dtype.byteorder == ">":
+        raise MessageError(f"array extension has a refused dtype {dtype_str!r}")
+    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+        raise MessageError(f"array extension has an invalid shape {shape!r}")
+    return dtype, shape
+
+
+class _BlockedArray:
+    """A row-blocked array being read: each block is copied in as it arrives."""
+
+    def __init__(self, payload: bytes, message_bytes: int) -> None:
+        try:
+            dtype_str, shape, blocks = msgpack.unpackb(payload)
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise MessageError(f"blocked array has an unreadable header: {exc}") from None
+        dtype, shape = _dtype_and_shape(dtype_str, shape)
+        if not shape or not isinstance(blocks, int) or not 1 <= blocks <= shape[0]:
+            raise MessageError(f"blocked array header is invalid: shape {shape}, {blocks} blocks")
+        claimed = math.prod(shape) * dtype.itemsize
+        if claimed > message_bytes:  # checked before allocating what a header claims
+            raise MessageError(
+                f"blocked array claims {claimed} bytes but the message carries {message_bytes}"
+            )
+        self.array = np.empty(shape, dtype)
+        self.blocks_left = blocks
+        self.rows = 0
+
+    def add(self, block: np.ndarray) -> None:
+        whole = self.array
+        if (
+            self.blocks_left == 0
+            or block.dtype != whole.dtype
+            or block.shape[1:] != whole.shape[1:]
+            or self.rows + len(block) > len(whole)
+        ):
+            raise MessageError(
+                f"blocked array of dtype {whole.dtype} and shape {whole.shape} got a block "
+                f"of dtype {block.dtype} and shape {block.shape} after {self.rows} rows"
+            )
+        whole[self.rows : self.rows + len(block)] = block
+        self.rows += len(block)
+        self.blocks_left -= 1
+
+    def finished(self, items: list[Any]) -> np.ndarray:
+        """The array, once the list that carried it (header, then blocks) is read."""
+        if self.blocks_left or self.rows != len(self.array) or len(items) < 2:
+            raise MessageError(
+                f"blocked array of shape {self.array.shape} is incomplete: {self.rows} rows"
+            )
+        if any(item is not _BLOCK_READ for item in items[1:]):
+            raise MessageError("blocked array's list holds something other than its blocks")
+        self.array.flags.writeable = False  # as a decoded array that is not blocked
+        return self.array
+
+
+_BLOCK_READ = object()  # what a block decodes to: its rows are in the blocked array
+
+
+class _Decoder:
+    """msgpack hooks that rebuild arrays, blocked ones block by block."""
+
+    def __init__(self, message_bytes: int) -> None:
+        self._message_bytes = message_bytes
+        self._open: _BlockedArray | None = None  # the blocked array whose blocks come next
+        self.unfinished = 0
+
+    def ext_hook(self, code: int, payload: bytes) -> Any:
+        if code == NDARRAY_EXT:
+            if self._open is None:
+                return _decode_array(payload)
+            self._open.add(_decode_array(payload))
+            return _BLOCK_READ
+        if code == ARRAY_BLOCKS_EXT:
+            if self._open is not None:
+                raise MessageError("blocked array begins inside another blocked array")
+            self._open = _BlockedArray(payload, self._message_bytes)
+            self.unfinished += 1
+            return self._open
         raise MessageError(f"unknown msgpack extension type {code}")
-    return _decode_array(payload)
+
+    def list_hook(self, items: list[Any]) -> Any:
+        if not items or not isinstance(items[0], _BlockedArray):
+            return items
+        blocked, self._open = items[0], None
+        self.unfinished -= 1
+        return blocked.finished(items)
 
 
-def pack(value: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """Encode a tree of dicts, lists, scalars, strings and numeric ndarrays."""
-    data = msgpack.packb(value, default=_default, use_bin_type=True)
+def pack(
+    value: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, block_bytes: int = BLOCK_BYTES
+) -> bytes:
+    """Encode a tree of dicts, lists, scalars, strings and numeric ndarrays; arrays over
+    `block_bytes` as row blocks."""
+    data = msgpack.packb(value, default=lambda v: _default(v, block_bytes), use_bin_type=True)
     if len(data) > max_bytes:
         raise MessageError(f"encoded value is {len(data)} bytes, over the limit of {max_bytes}")
     return data
@@ -133,14 +246,24 @@ def unpack(data: Wire, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
         raise MessageError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_bytes:
         raise MessageError(f"message is {len(data)} bytes, over the limit of {max_bytes}")
+    decoder = _Decoder(len(data))
     try:
-        return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=True)
+        value = msgpack.unpackb(
+            data,
+            ext_hook=decoder.ext_hook,
+            list_hook=decoder.list_hook,
+            raw=False,
+            strict_map_key=True,
+        )
     except MessageError:
         raise
     except msgpack.ExtraData:
         raise MessageError("malformed message: extra bytes after the value") from None
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise MessageError(f"malformed message: truncated or not msgpack ({exc})") from None
+    if decoder.unfinished:
+        raise MessageError("malformed message: a blocked array is not followed by its blocks")
+    return value
 
 
 @dataclass(frozen=True)
@@ -158,9 +281,12 @@ class Envelope:
 _ENVELOPE_FIELDS = ("schema", "sender", "receiver", "kind", "round", "payload")
 
 
-def encode(envelope: Envelope, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+def encode(
+    envelope: Envelope, *, max_bytes: int = DEFAULT_MAX_BYTES, block_bytes: int = BLOCK_BYTES
+) -> bytes:
     """Encode an envelope; the payload may hold ndarrays."""
-    return pack({name: getattr(envelope, name) for name in _ENVELOPE_FIELDS}, max_bytes=max_bytes)
+    fields = {name: getattr(envelope, name) for name in _ENVELOPE_FIELDS}
+    return pack(fields, max_bytes=max_bytes, block_bytes=block_bytes)
 
 
 def decode(

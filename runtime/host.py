@@ -174,6 +174,13 @@ class ModuleHost:
         # encode the results, the step that needs the most memory: let them go first.
         del received, arrays, prior
         self._check(result, output_shape)
+        try:
+            return self._encoded(mode, round_, seconds, result)
+        except MessageError as exc:
+            raise ModuleError(self._name, f"its results cannot be sent: {exc}") from None
+
+    def _encoded(self, mode: Mode, round_: int, seconds: float, result: Update) -> tuple[Any, ...]:
+        """The update's report, files, state and messages, encoded as `update` returns them."""
         forward = codec.encode(
             codec.Envelope(self._name, codec.BROADCAST, "forward", round_, result.forward)
         )

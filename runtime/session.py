@@ -21,7 +21,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from runtime import cluster, codec
 from runtime.checkpoint import fingerprint
-from runtime.errors import ModuleError, SerketError
+from runtime.errors import DataError, MessageError, ModuleError, SerketError
 
 if TYPE_CHECKING:
     from runtime.module import Module, Resources, Shape
@@ -104,7 +104,10 @@ class Session:
         """
         envelope = codec.Envelope(sender, codec.BROADCAST, "forward", 0, data)
         self.start()  # before ray.put, which would otherwise start Ray without our options
-        encoded = codec.encode(envelope)
+        try:
+            encoded = codec.encode(envelope)
+        except MessageError as exc:
+            raise DataError(sender, f"cannot be sent to the modules: {exc}") from None
         return [ray.put(codec.to_wire(encoded))], encoded
 
     def register_observation(self, handle: ObservationHandle) -> None:

@@ -143,3 +143,84 @@ def test_values_that_msgpack_cannot_hold_are_refused():
 def test_decoded_arrays_are_read_only_views():
     back = codec.unpack(codec.pack(np.ones(4)))
     assert not back.flags.writeable
+
+
+def _top_level_exts(data: bytes) -> list[int]:
+    """Extension codes of a packed value's top level, when it is a list of extensions."""
+    value = msgpack.unpackb(data, ext_hook=lambda code, _payload: code)
+    return value if isinstance(value, list) else [value]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hnp.arrays(NUMERIC_DTYPES, hnp.array_shapes(min_dims=1, max_dims=3, min_side=0)),
+    st.integers(1, 64),
+)
+def test_arrays_over_the_block_size_travel_as_row_blocks(array, block_bytes):
+    data = codec.pack(array, block_bytes=block_bytes)
+    exts = _top_level_exts(data)
+    if array.nbytes > block_bytes and len(array) > 1:
+        assert exts[0] == codec.ARRAY_BLOCKS_EXT and len(exts) > 2
+        assert set(exts[1:]) == {codec.NDARRAY_EXT}
+    else:
+        assert exts == [codec.NDARRAY_EXT]
+    back = codec.unpack(data)
+    assert back.shape == array.shape and not back.flags.writeable
+    np.testing.assert_array_equal(back, array)
+
+
+def test_a_blocked_message_decodes_from_what_ray_carries():
+    rows = np.random.default_rng(0).random((10_000, 8), dtype=np.float32)
+    envelope = codec.Envelope("module000_obs", codec.BROADCAST, "forward", 0, rows)
+    wire = codec.to_wire(codec.encode(envelope, block_bytes=4096))
+    raw = msgpack.unpackb(wire.tobytes(), ext_hook=lambda code, _payload: code)
+    # a header, then 79 blocks of 128 rows (32 bytes each) or fewer
+    assert raw["payload"][0] == codec.ARRAY_BLOCKS_EXT and len(raw["payload"]) == 1 + 79
+    np.testing.assert_array_equal(codec.decode(wire).payload, rows)
+
+
+def _blocked(rows: int = 6) -> bytes:
+    return codec.pack({"x": np.arange(rows * 2, dtype=np.int32).reshape(rows, 2)}, block_bytes=16)
+
+
+def test_every_truncation_of_a_blocked_array_is_a_clear_error():
+    data = _blocked()
+    for cut in range(len(data)):
+        with pytest.raises(MessageError):
+            codec.unpack(data[:cut])
+
+
+def _blocks(array: np.ndarray, block_rows: int) -> list[msgpack.ExtType]:
+    """Extension-type-1 blocks of `array`, as the codec writes them."""
+    return [
+        msgpack.unpackb(codec.pack(array[i : i + block_rows]), ext_hook=msgpack.ExtType)
+        for i in range(0, len(array), block_rows)
+    ]
+
+
+def _header(dtype: str, shape: list[int], blocks: int) -> msgpack.ExtType:
+    return msgpack.ExtType(codec.ARRAY_BLOCKS_EXT, msgpack.packb([dtype, shape, blocks]))
+
+
+ROWS = np.arange(12, dtype="<i4").reshape(6, 2)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ([_header("<i4", [6, 2], 3), *_blocks(ROWS, 2)[:2]], "incomplete: 4 rows"),
+        ([_header("<i4", [6, 2], 2), *_blocks(ROWS, 2)], "got a block .* after 4 rows"),
+        ([_header("<i4", [6, 2], 3), *_blocks(ROWS.astype("<f4"), 2)], "got a block of dtype"),
+        ([_header("<i4", [6, 2], 3), *_blocks(ROWS[:, :1], 2)], r"shape \(2, 1\)"),
+        ([_header("<i4", [10**9, 2], 3), *_blocks(ROWS, 2)], "claims 8000000000 bytes"),
+        ([_header("<i4", [6, 2], 0)], "header is invalid"),
+        ([_header("|O", [6, 2], 3)], "refused dtype"),
+        ([_header("|i1", [1, 1], 1), _header("|i1", [1, 1], 1)], "inside another"),
+        ([_header("<i4", [6, 2], 1), [_blocks(ROWS, 6)[0]]], "other than its blocks"),
+        ({"x": _header("|i1", [1, 1], 1)}, "not followed by its blocks"),
+        ([1, _header("<i4", [6, 2], 1), *_blocks(ROWS, 6)], "not followed by its blocks"),
+    ],
+)
+def test_bad_blocked_arrays_are_clear_errors(value, problem):
+    with pytest.raises(MessageError, match=problem):
+        codec.unpack(msgpack.packb(value))

@@ -7,10 +7,13 @@ import json
 
 import numpy as np
 import pytest
+from sklearn.decomposition import PCA
 
 import runtime as srk
 from actors import gmm, vae
 from launch import bench_memory, cli
+from launch.examples.pca_features import PCAFeatures
+from runtime import codec
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 
@@ -155,6 +158,26 @@ def test_results_written_behind_land_and_a_failed_write_stops_the_run_cleanly(se
     assert not (root / "module001_vae" / "round_003").exists()
     with pytest.warns(UserWarning, match="results not written: module002_gmm"):
         srk.shutdown()
+
+
+def test_data_over_the_message_block_size_reaches_the_module_whole(session):
+    """Observations larger than one message block travel as row blocks, to a module that
+    sees them as one array: its PCA of them is the one of the data in this process."""
+    rng = np.random.default_rng(0)
+    rows = codec.BLOCK_BYTES // (1024 * 4) + 500
+    signal = rng.standard_normal((rows, 2)) * [5, 2] @ rng.standard_normal((2, 1024))
+    data = (signal + 0.01 * rng.standard_normal((rows, 1024))).astype(np.float32)
+    assert data.nbytes > codec.BLOCK_BYTES
+    obs = srk.Observation(data)
+    pca1 = PCAFeatures(2)
+    pca1.connect(obs)
+    pca1.update()
+    folder = session.output_root / "module001_pca"
+    expected = PCA(2, random_state=0).fit(data)
+    np.testing.assert_array_equal(np.load(folder / "pca_params.npz")["mean"], expected.mean_)
+    np.testing.assert_allclose(
+        np.loadtxt(folder / "features_learn.txt"), expected.transform(data), rtol=1e-4, atol=1e-3
+    )
 
 
 def test_memory_benchmark_reports_each_process(tmp_path, capsys):
