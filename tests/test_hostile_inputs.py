@@ -15,6 +15,7 @@ import pytest
 import runtime as srk
 from actors import gmm, vae
 from launch import cli
+from launch.examples.pca_features import PCAFeatures
 from runtime import codec
 from runtime.host import ModuleHost
 
@@ -213,3 +214,28 @@ def test_image_flags_on_data_that_are_not_square_images(tmp_path, capsys, flag, 
         f"module001_vae: update 1 failed: ValueError: {transform} needs square images, "
         "got 5 features per element",
     )
+
+
+class UnsendableFilesPCA(PCAFeatures):
+    """Writes a file of strings, which no message may carry."""
+
+    def learn(self, inputs, backward, ctx):
+        update = super().learn(inputs, backward, ctx)
+        return srk.Update(update.forward, update.backward, {"names.txt": np.array(["a"])})
+
+
+def test_results_that_cannot_be_sent_name_the_module():
+    host = ModuleHost(
+        "module001_pca",
+        f"{__name__}:UnsendableFilesPCA",
+        codec.pack({"n_components": 2}),
+        [{"name": "module000_obs", "is_module": False, "shape": [10, 4]}],
+        [10, 2],
+    )
+    data = np.random.default_rng(0).random((10, 4))
+    message = codec.encode(codec.Envelope("module000_obs", "*", "forward", 0, data))
+    with pytest.raises(
+        srk.ModuleError,
+        match=r"module001_pca: its results cannot be sent: cannot encode an array of dtype <U1",
+    ):
+        host.update(1, None, message)

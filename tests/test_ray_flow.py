@@ -3,6 +3,7 @@
 One embedded Ray (2 CPUs) serves the whole file.
 """
 
+import functools
 import json
 
 import numpy as np
@@ -93,6 +94,16 @@ def test_category_of_the_wrong_length_fails_at_connect(session, digits):
 def test_bad_data_is_refused_in_the_callers_process(session, data, message):
     with pytest.raises(srk.DataError, match=message):
         srk.Observation(data)
+
+
+def test_data_too_large_to_send_names_the_observation(session, monkeypatch):
+    small_limit = functools.partial(codec.encode, max_bytes=1000)
+    monkeypatch.setattr("runtime.session.codec.encode", small_limit)
+    obs = srk.Observation(np.zeros((100, 4)))
+    with pytest.raises(
+        srk.DataError, match=r"module000_obs: cannot be sent to the modules: .* over the limit"
+    ):
+        vae.VAE(2).connect(obs)
 
 
 def test_a_failure_inside_an_actor_names_the_module_and_keeps_earlier_results(session, digits):
