@@ -4,8 +4,8 @@ Two simulated nodes (ray.cluster_utils.Cluster: separate raylets and object stor
 this machine, talking over loopback). For float32 payloads of 1 KB, 1 MB and 100 MB:
 
 * codec: msgpack encode + decode in one process (throughput);
-* msgpack path: an actor encodes an envelope, Ray carries it as `codec.to_wire` has it
-  (a uint8 array from 100 KiB) and the receiver decodes it (what serket-ray does),
+* msgpack path: an actor encodes an envelope for the wire (`codec.encode_wire`: a uint8
+  array from 100 KiB), Ray carries it and the receiver decodes it (what serket-ray does),
   end-to-end latency from the send call to the receiver's answer;
 * object-reference path: the same array returned as a plain Ray object (Ray's own
   serialisation, zero-copy for numpy), for comparison.
@@ -32,9 +32,7 @@ class Endpoint:
 
     def message(self, nbytes: int) -> bytes | np.ndarray:
         payload = np.ones(nbytes // 4, dtype=np.float32)
-        return codec.to_wire(
-            codec.encode(codec.Envelope("sender", "receiver", "forward", 1, payload))
-        )
+        return codec.encode_wire(codec.Envelope("sender", "receiver", "forward", 1, payload))
 
     def array(self, nbytes: int) -> np.ndarray:
         return np.ones(nbytes // 4, dtype=np.float32)

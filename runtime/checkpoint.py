@@ -40,7 +40,7 @@ def file_name(module: str, round_: int, what: str) -> str:
     return f"{module}.r{round_:04d}.{what}"
 
 
-def fingerprint(data: bytes) -> str:
+def fingerprint(data: codec.Wire) -> str:
     """sha256 of encoded bytes: what a resumed run checks its data and settings against."""
     return hashlib.sha256(data).hexdigest()
 

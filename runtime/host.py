@@ -96,7 +96,7 @@ class ModuleHost:
     def update(
         self, round_: int, backward: codec.Wire | None, *inputs: codec.Wire
     ) -> tuple[Any, ...]:
-        """Returns encoded messages (`codec.to_wire`): report, files, state, forward
+        """Returns encoded messages (`codec.pack_wire`): report, files, state, forward
         message, one backward message per input."""
         return self._guarded("learn", round_, backward, inputs, None)
 
@@ -181,11 +181,11 @@ class ModuleHost:
 
     def _encoded(self, mode: Mode, round_: int, seconds: float, result: Update) -> tuple[Any, ...]:
         """The update's report, files, state and messages, encoded as `update` returns them."""
-        forward = codec.encode(
+        forward = codec.encode_wire(
             codec.Envelope(self._name, codec.BROADCAST, "forward", round_, result.forward)
         )
         backward_messages = [
-            codec.encode(codec.Envelope(self._name, spec["name"], "backward", round_, message))
+            codec.encode_wire(codec.Envelope(self._name, spec["name"], "backward", round_, message))
             if spec["is_module"] and message is not None
             else None
             for spec, message in zip(self._inputs, result.backward, strict=True)
@@ -198,11 +198,11 @@ class ModuleHost:
             "metrics": {k: float(v) for k, v in result.metrics.items()},
         }
         return (
-            codec.to_wire(codec.pack(report)),
-            codec.to_wire(codec.pack(dict(result.files))),
-            codec.to_wire(codec.pack(self._module.state() if mode == "learn" else {})),
-            codec.to_wire(forward),
-            *(None if m is None else codec.to_wire(m) for m in backward_messages),
+            codec.pack_wire(report),
+            codec.pack_wire(dict(result.files)),
+            codec.pack_wire(self._module.state() if mode == "learn" else {}),
+            forward,
+            *backward_messages,
         )
 
     def _check(self, result: Update, shape: tuple[int, ...]) -> None:

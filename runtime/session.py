@@ -96,19 +96,19 @@ class Session:
         ref = getattr(self.coordinator, method).remote(*args)
         return cluster.wait(ref, who=who, what=what, timeout_s=timeout_s)
 
-    def _put_data(self, sender: str, data: np.ndarray) -> tuple[list[Any], bytes]:
+    def _put_data(self, sender: str, data: np.ndarray) -> tuple[list[Any], codec.Wire]:
         """Data as a forward message in the object store, once however many read it.
 
         The list keeps Ray from resolving the reference on its way to the coordinator,
-        which only passes it on to the modules. Also returns the encoded bytes.
+        which only passes it on to the modules. Also returns the encoded message.
         """
         envelope = codec.Envelope(sender, codec.BROADCAST, "forward", 0, data)
         self.start()  # before ray.put, which would otherwise start Ray without our options
         try:
-            encoded = codec.encode(envelope)
+            encoded = codec.encode_wire(envelope)
         except MessageError as exc:
             raise DataError(sender, f"cannot be sent to the modules: {exc}") from None
-        return [ray.put(codec.to_wire(encoded))], encoded
+        return [ray.put(encoded)], encoded
 
     def register_observation(self, handle: ObservationHandle) -> None:
         data = handle.observation.data

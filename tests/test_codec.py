@@ -53,6 +53,19 @@ def test_messages_decode_from_what_ray_carries(rows):
     np.testing.assert_array_equal(codec.decode(wire, receiver="module001_vae").payload, array)
 
 
+@pytest.mark.parametrize("rows", [10, 10_000])
+def test_wire_encoding_is_the_encoding_as_ray_carries_it(rows):
+    array = np.random.default_rng(0).random((rows, 4), dtype=np.float32)
+    envelope = codec.Envelope("module001_vae", codec.BROADCAST, "forward", 2, array)
+    wire = codec.encode_wire(envelope, block_bytes=4096)
+    assert bytes(wire) == codec.encode(envelope, block_bytes=4096)
+    if rows == 10:
+        assert isinstance(wire, bytes)
+    else:  # over msgpack's own buffer, read-only as to_wire's
+        assert wire.dtype == np.uint8 and wire.ndim == 1 and not wire.flags.writeable
+    np.testing.assert_array_equal(codec.decode(wire).payload, array)
+
+
 @pytest.mark.parametrize("wrong", [np.zeros(8, np.float32), np.zeros((2, 4), np.uint8)])
 def test_arrays_other_than_the_wire_form_are_refused(wrong):
     with pytest.raises(MessageError, match="expected bytes or a 1-D uint8 array"):

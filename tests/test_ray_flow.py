@@ -97,8 +97,8 @@ def test_bad_data_is_refused_in_the_callers_process(session, data, message):
 
 
 def test_data_too_large_to_send_names_the_observation(session, monkeypatch):
-    small_limit = functools.partial(codec.encode, max_bytes=1000)
-    monkeypatch.setattr("runtime.session.codec.encode", small_limit)
+    small_limit = functools.partial(codec.encode_wire, max_bytes=1000)
+    monkeypatch.setattr("runtime.session.codec.encode_wire", small_limit)
     obs = srk.Observation(np.zeros((100, 4)))
     with pytest.raises(
         srk.DataError, match=r"module000_obs: cannot be sent to the modules: .* over the limit"
