@@ -190,7 +190,7 @@ class _BlockedArray:
 
     def finished(self, items: list[Any]) -> np.ndarray:
         """The array, once the list that carried it (header, then blocks) is read."""
-        if self.blocks_left or self.rows != len(self.array) or len(items) < 2:
+        if self.blocks_left or self.rows != len(self.array):
             raise MessageError(
                 f"blocked array of shape {self.array.shape} is incomplete: {self.rows} rows"
             )
