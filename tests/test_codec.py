@@ -237,3 +237,10 @@ ROWS = np.arange(12, dtype="<i4").reshape(6, 2)
 def test_bad_blocked_arrays_are_clear_errors(value, problem):
     with pytest.raises(MessageError, match=problem):
         codec.unpack(msgpack.packb(value))
+
+
+def test_a_row_over_msgpacks_extension_limit_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(codec, "_EXT_MAX_BYTES", 1000)  # msgpack's is 4 GiB
+    codec.pack(np.zeros((100, 100)), block_bytes=800)  # rows of 800 bytes: blocks fit
+    with pytest.raises(MessageError, match="array row of 1600 bytes: one msgpack extension"):
+        codec.pack(np.zeros((100, 200)), block_bytes=800)
