@@ -51,7 +51,7 @@ Wire = bytes | bytearray | memoryview | np.ndarray
 _INLINE_BYTES = 100 * 1024
 
 
-def to_wire(data: bytes) -> bytes | np.ndarray:
+def to_wire(data: bytes | memoryview) -> bytes | np.ndarray:
     """Encoded bytes as Ray should carry them between processes.
 
     Ray copies a bytes object into the memory of every process that reads it, while an
@@ -60,7 +60,11 @@ def to_wire(data: bytes) -> bytes | np.ndarray:
     data set, one copy less per module reading them and per update; 100 MB messages
     arrived 7-23 % sooner here (`serket-ray bench-messages`). Small ones stay bytes.
     """
-    return data if len(data) < _INLINE_BYTES else np.frombuffer(data, dtype=np.uint8)
+    if len(data) < _INLINE_BYTES:
+        return data if isinstance(data, bytes) else bytes(data)
+    wire = np.frombuffer(data, dtype=np.uint8)
+    wire.flags.writeable = False  # a view of msgpack's buffer is writable; readers must not
+    return wire
 
 
 def _array_ext(little: np.ndarray) -> msgpack.ExtType:
@@ -209,7 +213,6 @@ class _Decoder:
     def __init__(self, message_bytes: int) -> None:
         self._message_bytes = message_bytes
         self._open: _BlockedArray | None = None  # the blocked array whose blocks come next
-        self.unfinished = 0
 
     def ext_hook(self, code: int, payload: bytes) -> Any:
         if code == NDARRAY_EXT:
@@ -221,7 +224,6 @@ class _Decoder:
             if self._open is not None:
                 raise MessageError("blocked array begins inside another blocked array")
             self._open = _BlockedArray(payload, self._message_bytes)
-            self.unfinished += 1
             return self._open
         raise MessageError(f"unknown msgpack extension type {code}")
 
@@ -229,8 +231,12 @@ class _Decoder:
         if not items or not isinstance(items[0], _BlockedArray):
             return items
         blocked, self._open = items[0], None
-        self.unfinished -= 1
         return blocked.finished(items)
+
+    @property
+    def unfinished(self) -> bool:
+        """A blocked array began and its list never closed."""
+        return self._open is not None
 
 
 def _packed(value: Any, max_bytes: int, block_bytes: int) -> memoryview:
@@ -258,12 +264,7 @@ def pack_wire(
 ) -> bytes | np.ndarray:
     """`to_wire(pack(value))` without pack's copy: a large message's array is a view of
     msgpack's buffer, so encoding holds the message once, not twice."""
-    data = _packed(value, max_bytes, block_bytes)
-    if len(data) < _INLINE_BYTES:
-        return bytes(data)
-    wire = np.frombuffer(data, dtype=np.uint8)
-    wire.flags.writeable = False  # as to_wire's, over bytes
-    return wire
+    return to_wire(_packed(value, max_bytes, block_bytes))
 
 
 def unpack(data: Wire, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
