@@ -198,16 +198,18 @@ def _recorded(args: argparse.Namespace) -> argparse.Namespace:
         k: getattr(args, k)
         for k in ("address", "num_cpus", "resume", "place", "place_label", "start_timeout")
     }
-    if args.rounds is not None:
-        live["rounds"] = args.rounds
-    return argparse.Namespace(**{**recorded, **live, "out": Path(args.resume)})
+    for name in ("rounds", "keep_rounds"):  # given again: the run goes on with the new value
+        if getattr(args, name) is not None:
+            live[name] = getattr(args, name)
+    # Runs recorded before --keep-rounds existed kept every round.
+    return argparse.Namespace(**{"keep_rounds": None, **recorded, **live, "out": Path(args.resume)})
 
 
 def _record(args: argparse.Namespace, root: Path) -> None:
     files = {
         k: getattr(args, k) and str(Path(getattr(args, k)).resolve()) for k in ("data", "labels")
     }
-    keep = ("update_timeout", "max_restarts")
+    keep = ("update_timeout", "max_restarts", "keep_rounds")
     recorded = {**vars(_settings(args)), **files, **{k: getattr(args, k) for k in keep}}
     recorded["checkpoint_dir"] = args.checkpoint_dir and str(Path(args.checkpoint_dir).resolve())
     root.mkdir(parents=True, exist_ok=True)
@@ -227,6 +229,7 @@ def _session(args: argparse.Namespace, *, resume: bool) -> srk.Session:
         update_timeout_s=args.update_timeout,
         start_timeout_s=args.start_timeout,
         max_restarts=args.max_restarts,
+        keep_rounds=args.keep_rounds,
     )
 
 
@@ -323,6 +326,10 @@ OVERWRITE_HELP = (
     "replace the run already in OUT (its results and checkpoint are deleted first); "
     "without it, a run is never started over an earlier one"
 )
+KEEP_ROUNDS_HELP = (
+    "keep the result folders of round 1 and of the last N rounds only (default: every "
+    "round); each round's reconstructions are as large as the data"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -340,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last update"
     )
     tutorial.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    tutorial.add_argument("--keep-rounds", type=int, metavar="N", help=KEEP_ROUNDS_HELP)
     tutorial.set_defaults(run=run_tutorial)
 
     benchmark = commands.add_parser("bench", help="time the tutorial: Ray actors vs one process")
@@ -362,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue the run checkpointed under OUT"
     )
     graph_run.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    graph_run.add_argument("--keep-rounds", type=int, metavar="N", help=KEEP_ROUNDS_HELP)
     graph_run.add_argument(
         "--no-recognize", action="store_true", help="skip the file's recognition section"
     )

@@ -69,9 +69,10 @@ class Coordinator:
         update_timeout_s: float,
         start_timeout_s: float,
         max_restarts: int,
+        keep_rounds: int | None = None,
         fixed_cluster: bool = False,
     ) -> None:
-        self._writer = ResultWriter(Path(output_root))
+        self._writer = ResultWriter(Path(output_root), keep_rounds)
         self._writes = WriteQueue()
         self._store = CheckpointStore(Path(checkpoint_dir))
         self._resuming = resume

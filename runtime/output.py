@@ -2,7 +2,7 @@
 
 Layout under the output root::
 
-    module001_vae/round_003/z_learn.txt   every round kept
+    module001_vae/round_003/z_learn.txt   every round kept (or the first and last few)
     module001_vae/z_learn.txt             the latest round (a hard link to the above)
     module001_vae/z_recog.txt             recognition of novel data (the last one run)
     recognition.json                      one record per module recognition
@@ -36,6 +36,7 @@ WRITABLE = (".txt", ".npy", ".npz", ".json")
 HISTORY, RECOGNITION, PLACEMENTS = "history.jsonl", "recognition.json", "placements.json"
 RUN_FILES = (HISTORY, RECOGNITION, PLACEMENTS)  # beside the module folders
 _MODULE_DIR = re.compile(r"module\d{3}_\w+")  # Serket's numbering: module001_vae
+_ROUND_DIR = re.compile(r"round_(\d{3,})")
 
 
 def _write_value(path: Path, value: Any) -> None:
@@ -76,14 +77,31 @@ def remove_results(root: Path) -> None:
 
 
 class ResultWriter:
-    def __init__(self, root: Path) -> None:
+    """keep_rounds: per module, the round folders kept besides the first (the starting
+    point that plots compare against): the last `keep_rounds`, or all when None. A round's
+    files can be as large as the data (a VAE's reconstructions), so a long run on a large
+    data set would otherwise fill the disk."""
+
+    def __init__(self, root: Path, keep_rounds: int | None = None) -> None:
         self.root = root
+        self.keep_rounds = keep_rounds
         root.mkdir(parents=True, exist_ok=True)
 
     def write_round(self, module: str, round_: int, files: Mapping[str, Any]) -> None:
         module_dir = self.root / module
         for name in self.write_files(module, files, f"round_{round_:03d}"):
             _link_latest(module_dir / f"round_{round_:03d}" / name, module_dir / name)
+        if self.keep_rounds is not None:
+            self._drop_rounds_before(module_dir, round_ - self.keep_rounds + 1)
+
+    @staticmethod
+    def _drop_rounds_before(module_dir: Path, first_kept: int) -> None:
+        """Delete round folders 2 .. first_kept - 1; the latest files are hard links into
+        the newest folder, which is always kept."""
+        for path in module_dir.iterdir():
+            match = _ROUND_DIR.fullmatch(path.name)
+            if match and path.is_dir() and 1 < int(match[1]) < first_kept:
+                shutil.rmtree(path)
 
     @staticmethod
     def check_names(module: str, files: Mapping[str, Any]) -> None:

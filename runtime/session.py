@@ -42,11 +42,19 @@ class Session:
         update_timeout_s: float = 3600.0,
         start_timeout_s: float = 120.0,
         max_restarts: int = 3,
+        keep_rounds: int | None = None,
     ) -> None:
+        if keep_rounds is not None and (
+            not isinstance(keep_rounds, int) or isinstance(keep_rounds, bool) or keep_rounds < 1
+        ):
+            raise SerketError(
+                f"session: keep_rounds must be a whole number, 1 or more; got {keep_rounds!r}"
+            )
         self.output_root = Path(output_root).resolve()
         self.checkpoint_dir = Path(checkpoint_dir or self.output_root / "checkpoints").resolve()
         self.resume = resume
         self.max_restarts = max_restarts
+        self.keep_rounds = keep_rounds
         self.address = address
         self.num_cpus = num_cpus
         self.update_timeout_s = update_timeout_s
@@ -87,6 +95,7 @@ class Session:
                 update_timeout_s=self.update_timeout_s,
                 start_timeout_s=self.start_timeout_s,
                 max_restarts=self.max_restarts,
+                keep_rounds=self.keep_rounds,
                 fixed_cluster=self._started_ray,
             )
         )
@@ -344,7 +353,8 @@ def init(output_root: str | Path = ".", *, address: str | None = None, **options
     embedded local Ray starts. `resume=True` continues the run checkpointed under
     `checkpoint_dir` (default: output_root/checkpoints): modules connected as before pick
     up their state and rounds. Options: num_cpus, update_timeout_s, start_timeout_s,
-    max_restarts (per update, for actors lost to crashes or dead nodes).
+    max_restarts (per update, for actors lost to crashes or dead nodes), keep_rounds (the
+    round folders kept besides the first: the last N; default all).
     """
     global _current
     if _current is not None:

@@ -1,10 +1,11 @@
 """Command-line model settings: what a flag selects, and how older runs are read back."""
 
 import argparse
+import json
 
 import pytest
 
-from launch import cli, recipes
+from launch import cli, recipes, run_dir
 
 
 def test_gmm_flag_selects_the_algorithm_and_gibbs_is_the_default():
@@ -74,3 +75,19 @@ def test_vae_threads_flag_reaches_the_tutorial_vae():
         rounds=5, epochs=200, batch_size=500, latent_dim=18, classes=10, seed=0
     )
     assert cli._settings(recorded).vae_threads is None
+
+
+def test_keep_rounds_is_recorded_and_read_back_on_resume(tmp_path):
+    parser = cli.build_parser()
+    args = parser.parse_args(["tutorial", "--out", str(tmp_path), "--keep-rounds", "2"])
+    cli._record(args, tmp_path)
+
+    def resumed(*flags: str) -> argparse.Namespace:
+        return cli._recorded(parser.parse_args(["tutorial", "--resume", str(tmp_path), *flags]))
+
+    assert resumed().keep_rounds == 2
+    assert resumed("--keep-rounds", "1").keep_rounds == 1  # given again: the new value
+    recorded = json.loads((tmp_path / run_dir.RUN_FILE).read_text())
+    del recorded["keep_rounds"]  # run.json of a version before the flag: every round kept
+    (tmp_path / run_dir.RUN_FILE).write_text(json.dumps(recorded))
+    assert resumed().keep_rounds is None

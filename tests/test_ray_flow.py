@@ -25,21 +25,27 @@ def test_command_line_runs_user_files_and_reports(tmp_path, digits, capsys):
     out = tmp_path / "out"
     code = cli.main([
         "tutorial", "--data", str(tmp_path / "data.npy"), "--labels", str(tmp_path / "labels.txt"),
-        "--rounds", "2", "--epochs", "3", "--batch-size", "100", "--latent-dim", "6",
-        "-K", "10", "--seed", "1", "--out", str(out),
+        "--rounds", "3", "--epochs", "3", "--batch-size", "100", "--latent-dim", "6",
+        "-K", "10", "--seed", "1", "--out", str(out), "--keep-rounds", "1",
     ])  # fmt: skip
     printed = capsys.readouterr().out
     assert code == 0
-    assert "round 1/2" in printed and "round 2/2" in printed
+    assert "round 1/3" in printed and "round 3/3" in printed
     assert "module001_vae on" in printed and "module002_gmm on" in printed
     table = printed[printed.index("round    acc") :].splitlines()
-    assert [row.split()[0] for row in table[2:4]] == ["1", "2"]
+    assert [row.split()[0] for row in table[2:5]] == ["1", "2", "3"]
     assert np.loadtxt(out / "module001_vae" / "z_learn.txt").shape == (200, 6)
     assert np.loadtxt(out / "module002_gmm" / "class_learn.txt").shape == (200,)
-    assert (out / "latent_pca.png").stat().st_size > 10_000
+    for module in ("module001_vae", "module002_gmm"):  # --keep-rounds 1: round 2 is gone
+        rounds = sorted(p.name for p in (out / module).iterdir() if p.is_dir())
+        assert rounds == ["round_001", "round_003"]
+    latest = np.load(out / "module001_vae" / "x_hat_learn.npy")
+    assert np.array_equal(latest, np.load(out / "module001_vae" / "round_003" / "x_hat_learn.npy"))
+    assert (out / "latent_pca.png").stat().st_size > 10_000  # round 1 against round 3
     placements = json.loads((out / "placements.json").read_text())
     assert [p["module"] for p in placements] == ["module001_vae", "module002_gmm"]
-    assert len((out / "history.jsonl").read_text().splitlines()) == 4
+    assert len((out / "history.jsonl").read_text().splitlines()) == 6
+    assert json.loads((out / "run.json").read_text())["keep_rounds"] == 1
 
 
 def test_command_line_reports_bad_files_without_a_traceback(tmp_path, capsys):
