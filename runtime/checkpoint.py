@@ -41,8 +41,19 @@ def file_name(module: str, round_: int, what: str) -> str:
 
 
 def fingerprint(data: codec.Wire) -> str:
-    """sha256 of encoded bytes: what a resumed run checks its data and settings against."""
+    """sha256 of encoded bytes: what a resumed run checks its settings against."""
     return hashlib.sha256(data).hexdigest()
+
+
+def data_digest(data: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and little-endian values: what a resumed run
+    checks its observations against. Taken over the values, not their message, so that a
+    change of wire format (say, the row-block size) does not make the same data look
+    different."""
+    little = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<"))
+    hashed = hashlib.sha256(f"{little.dtype.str} {little.shape}".encode())
+    hashed.update(little.reshape(-1).view(np.uint8))
+    return f"values:{hashed.hexdigest()}"
 
 
 def digest(value: Any) -> str:

@@ -89,16 +89,19 @@ class Coordinator:
         self.restarts = 0
 
     # ---- graph ----------------------------------------------------------------------
-    def add_observation(self, name: str, message: list[Any], shape: list[int], data: str) -> None:
+    def add_observation(
+        self, name: str, message: list[Any], shape: list[int], digests: list[str]
+    ) -> None:
+        """digests: the data's digest, then any older form a checkpoint may hold instead."""
         self._check_new(name)
-        if self._resuming and self._manifest.observations.get(name) != data:
+        if self._resuming and self._manifest.observations.get(name) not in digests:
             raise CheckpointError(
                 name,
                 "its data differs from the checkpointed run's; resume with the same data"
                 if name in self._manifest.observations
                 else "the checkpointed run has no observation of this name",
             )
-        self._manifest.observations[name] = data
+        self._manifest.observations[name] = digests[0]
         self._observations.add(name)
         self._shapes[name] = shape
         self._forward[name] = message[0]

@@ -20,7 +20,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from runtime import cluster, codec
-from runtime.checkpoint import fingerprint
+from runtime.checkpoint import data_digest, fingerprint
 from runtime.errors import DataError, MessageError, ModuleError, SerketError
 
 if TYPE_CHECKING:
@@ -122,10 +122,12 @@ class Session:
     def register_observation(self, handle: ObservationHandle) -> None:
         data = handle.observation.data
         message, encoded = self._put_data(handle.full_name, data)
+        # Checkpoints written before data digests took the values recorded the encoded
+        # message's sha256 instead; a resumed run accepts either.
+        digests = [data_digest(data), *([fingerprint(encoded)] if self.resume else [])]
         self.call(
-            "add_observation", handle.full_name, message, list(data.shape),
-            fingerprint(encoded), who=handle.full_name, what="registration",
-            timeout_s=self.start_timeout_s,
+            "add_observation", handle.full_name, message, list(data.shape), digests,
+            who=handle.full_name, what="registration", timeout_s=self.start_timeout_s,
         )  # fmt: skip
 
     def register_module(self, handle: ModuleHandle, inputs: list[str], shape: Shape) -> int:

@@ -1,6 +1,9 @@
-"""The checkpoint store deletes only the files it wrote, whatever else shares its folder."""
+"""The checkpoint store deletes only the files it wrote, whatever else shares its folder;
+a data digest depends on the values alone."""
 
-from runtime.checkpoint import MANIFEST, CheckpointStore, Manifest, file_name
+import numpy as np
+
+from runtime.checkpoint import MANIFEST, CheckpointStore, Manifest, data_digest, file_name
 
 
 def _manifest(round_: int) -> tuple[Manifest, dict[str, bytes]]:
@@ -33,3 +36,15 @@ def test_clear_removes_the_checkpoint_and_nothing_else(tmp_path):
     store.clear()
     assert not store.holds_checkpoint()
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_data_digest_follows_the_values_not_their_memory_layout():
+    data = np.random.default_rng(0).random((300, 7), dtype=np.float32)
+    digest = data_digest(data)
+    assert digest == data_digest(np.asfortranarray(data))
+    assert digest == data_digest(data.astype(">f4"))  # the same values, big-endian
+    assert digest != data_digest(data.reshape(700, 3))  # the same bytes, another shape
+    assert digest != data_digest(data.astype(np.float64))
+    changed = data.copy()
+    changed[299, 6] += 1e-3
+    assert digest != data_digest(changed)

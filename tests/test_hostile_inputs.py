@@ -17,6 +17,7 @@ from actors import gmm, vae
 from launch import cli
 from launch.examples.pca_features import PCAFeatures
 from runtime import codec
+from runtime.checkpoint import data_digest, fingerprint
 from runtime.host import ModuleHost
 
 pytestmark = pytest.mark.usefixtures("local_ray")
@@ -158,6 +159,22 @@ def test_resume_with_changed_data_is_refused(run_copy, digits):
     finally:
         srk.shutdown()
     assert _fingerprint(copy) == before
+
+
+def test_a_checkpoint_that_recorded_the_encoded_data_still_resumes(earlier, run_copy):
+    # Checkpoints written before data digests took the values recorded the sha256 of the
+    # observation's encoded message; resuming one must still work, and upgrade it.
+    data = np.load(earlier[0] / "data.npy").astype(np.float32)
+    envelope = codec.Envelope("module000_obs", codec.BROADCAST, "forward", 0, data)
+    manifest_path = run_copy / "checkpoints" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["observations"]["module000_obs"] == data_digest(data)
+    manifest["observations"]["module000_obs"] = fingerprint(codec.encode(envelope))
+    manifest_path.write_text(json.dumps(manifest))
+    assert cli.main(["tutorial", "--resume", str(run_copy), "--rounds", "2"]) == 0
+    upgraded = json.loads(manifest_path.read_text())["observations"]["module000_obs"]
+    assert upgraded == data_digest(data)
+    assert len((run_copy / "history.jsonl").read_text().splitlines()) == 4
 
 
 def test_checkpoint_truncated_halfway_is_refused(run_copy, capsys):
