@@ -48,7 +48,7 @@ class Session:
             not isinstance(keep_rounds, int) or isinstance(keep_rounds, bool) or keep_rounds < 1
         ):
             raise SerketError(
-                f"session: keep_rounds must be a whole number, 1 or more; got {keep_rounds!r}"
+                f"session: keep_rounds must be a positive integer, got {keep_rounds!r}"
             )
         self.output_root = Path(output_root).resolve()
         self.checkpoint_dir = Path(checkpoint_dir or self.output_root / "checkpoints").resolve()
