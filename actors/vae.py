@@ -224,7 +224,7 @@ class VAE(Module):
             augment = _factory(self.augment)
             copies = torch.stack([augment(x, generator) for _ in range(self.augment_copies)])
         totals = torch.zeros(self.itr, 2, device=x.device)  # summed (reconstruction, KL)
-        progress = ctx.progress(self.itr, f"{ctx.module} round {ctx.round} epochs")
+        progress = ctx.progress(self.itr, "epochs")
         for epoch in range(self.itr):
             order = torch.randperm(n, device=x.device, generator=generator)
             if copies is not None:

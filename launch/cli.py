@@ -86,6 +86,21 @@ def _add_model_flags(
     )
 
 
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-q", "--quiet", action="store_true", help="print only warnings and errors"
+    )
+    loudness.add_argument(
+        "-v", "--verbose", action="store_true", help="also show Ray's own start-up messages"
+    )
+
+
+def _say(args: argparse.Namespace) -> Any:
+    """print, or nothing with --quiet."""
+    return (lambda *_a, **_k: None) if getattr(args, "quiet", False) else print
+
+
 def _add_cluster_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else local)")
     parser.add_argument(
@@ -230,6 +245,8 @@ def _session(args: argparse.Namespace, *, resume: bool) -> srk.Session:
         start_timeout_s=args.start_timeout,
         max_restarts=args.max_restarts,
         keep_rounds=args.keep_rounds,
+        display="off" if args.quiet else "auto",
+        verbose=args.verbose,
     )
 
 
@@ -238,8 +255,9 @@ def run_tutorial(args: argparse.Namespace) -> None:
     settings = _settings(args)
     matrix, labels, source = _dataset(args)
     session = _session(args, resume=args.resume is not None)
-    print(f"data: {source}: {matrix.shape[0]} elements x {matrix.shape[1]} features")
-    print(f"results: {session.output_root}")
+    say = _say(args)
+    say(f"data: {source}: {matrix.shape[0]} elements x {matrix.shape[1]} features")
+    say(f"results: {session.output_root}")
     try:
         vae1, gmm1 = recipes.build_vae_gmm(matrix, labels, settings, _placement(args))
         done = max(vae1.rounds_done, gmm1.rounds_done)
@@ -258,25 +276,22 @@ def run_tutorial(args: argparse.Namespace) -> None:
         _record(args, session.output_root)
         for placed in session.placements():
             gpus = f", GPU {placed['gpu_ids']}" if placed["gpu_ids"] else ", CPU"
-            print(f"{placed['module']} on {placed['hostname']} ({placed['node_ip']}, "
+            say(f"{placed['module']} on {placed['hostname']} ({placed['node_ip']}, "
                   f"pid {placed['pid']}{gpus})")  # fmt: skip
-        print(f"Ray start-up: {session.startup_seconds:.1f} s")
+        say(f"Ray start-up: {session.startup_seconds:.1f} s")
         if vae1.rounds_done or gmm1.rounds_done:
-            print(f"resuming: {vae1.full_name} has done {vae1.rounds_done} rounds, "
+            say(f"resuming: {vae1.full_name} has done {vae1.rounds_done} rounds, "
                   f"{gmm1.full_name} {gmm1.rounds_done}")  # fmt: skip
-        recipes.run_rounds(
-            [vae1, gmm1],
-            settings.rounds,
-            on_round=lambda r, reps: print(report.round_line(r, settings.rounds, reps), flush=True),
-        )
+        recipes.run_rounds([vae1, gmm1], settings.rounds)
         restarts = session.status()["restarts"]
     finally:
         srk.shutdown()
     history = (session.output_root / "history.jsonl").read_text().splitlines()
-    print()
-    print(report.summary_table([json.loads(line) for line in history]))
+    say()
+    say(report.summary_table([json.loads(line) for line in history]))
     if restarts:
-        print(f"\nmodule actors restarted after faults: {restarts}")
+        print(f"serket-ray: warning: module actors restarted after faults: {restarts}",
+              file=sys.stderr)  # fmt: skip
     if labels is not None:
         z_dir = session.output_root / vae1.full_name
         figure = plots.plot_latents(
@@ -286,15 +301,16 @@ def run_tutorial(args: argparse.Namespace) -> None:
             session.output_root / run_dir.LATENT_PLOT,
             ("round 1 (no message from the GMM yet)", f"round {settings.rounds}"),
         )
-        print(f"\nlatent space plot: {figure}")
+        say(f"\nlatent space plot: {figure}")
 
 
 def run_graph_file(args: argparse.Namespace) -> None:
     model = graph.load(args.graph)  # every field and data file checked before Ray starts
     rounds = args.rounds or model.rounds
     session = _session(args, resume=args.resume)
-    print(f"graph: {model.path}: {len(model.modules)} modules, {rounds} rounds")
-    print(f"results: {session.output_root}")
+    say = _say(args)
+    say(f"graph: {model.path}: {len(model.modules)} modules, {rounds} rounds")
+    say(f"results: {session.output_root}")
     try:
         observations, modules = graph.build(model)
         if not args.resume:
@@ -302,24 +318,20 @@ def run_graph_file(args: argparse.Namespace) -> None:
                 session.output_root, session.checkpoint_dir, overwrite=args.overwrite
             )
         for placed in session.placements():
-            print(f"{placed['module']} on {placed['hostname']} ({placed['node_ip']})")
-        recipes.run_rounds(
-            [modules[name] for name in model.order],
-            rounds,
-            on_round=lambda r, reps: print(report.round_line(r, rounds, reps), flush=True),
-        )
+            say(f"{placed['module']} on {placed['hostname']} ({placed['node_ip']})")
+        recipes.run_rounds([modules[name] for name in model.order], rounds)
         recognized = []
         if model.recognize_data and not args.no_recognize:
             recognized = graph.recognize(model, observations, modules)
     finally:
         srk.shutdown()
     history = (session.output_root / "history.jsonl").read_text().splitlines()
-    print()
-    print(report.summary_table([json.loads(line) for line in history]))
+    say()
+    say(report.summary_table([json.loads(line) for line in history]))
     if recognized:
-        print("\nrecognition of novel data (no learning):")
+        say("\nrecognition of novel data (no learning):")
         for line in report.recognition_lines(recognized):
-            print(line)
+            say(line)
 
 
 OVERWRITE_HELP = (
@@ -339,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     tutorial = commands.add_parser("tutorial", help="VAE+GMM on the embedded digits or your data")
     _add_model_flags(tutorial, resumable=True)
     _add_cluster_flags(tutorial)
+    _add_output_flags(tutorial)
     tutorial.add_argument("--data", help="data file: .txt (np.loadtxt), .npy or .csv")
     tutorial.add_argument("--labels", help="true labels (one integer per line), for scoring only")
     tutorial.add_argument("--out", type=Path, default=Path("serket_output"), help="output root")
@@ -375,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-recognize", action="store_true", help="skip the file's recognition section"
     )
     _add_cluster_flags(graph_run)
+    _add_output_flags(graph_run)
     graph_run.set_defaults(run=run_graph_file)
     models = commands.add_parser(
         "bench-models", help="accuracy of the shipped graph files (VAE+GMM, +MM, +MLDA) by seed"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,24 +98,20 @@ def build_vae_gmm(
     return vae1, gmm1
 
 
-def run_rounds(
-    modules: list[srk.Module],
-    rounds: int,
-    on_round: Callable[[int, list[dict[str, Any]]], None] = lambda _round, _reports: None,
-) -> list[dict[str, Any]]:
+def run_rounds(modules: list[srk.Module], rounds: int) -> list[dict[str, Any]]:
     """Update the modules in order, `rounds` times; returns the reports of updates run.
 
     Updates already done (restored from a checkpoint) are skipped, so a resumed run goes
     on from the last completed update. Each update's files are written while the next one
-    runs (write-behind); all are on disk on return.
+    runs (write-behind); all are on disk on return. The session's display shows each
+    update as "round r/rounds".
     """
+    session = srk.current()
+    session.plan(rounds)
     reports: list[dict[str, Any]] = []
     for round_ in range(1, rounds + 1):
-        this_round = [
+        reports += [
             module.update(write_behind=True) for module in modules if module.rounds_done < round_
         ]
-        if this_round:
-            reports += this_round
-            on_round(round_, this_round)
-    srk.current().flush()
+    session.flush()
     return reports

@@ -1,23 +1,13 @@
-"""Text reports: one progress line per round and the summary table at the end."""
+"""Text reports: the summary table at the end of a run and recognition's lines."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from runtime.display import short_name as _short
+
 SCORES = ("acc", "nmi", "ari")
-
-
-def _short(module: str) -> str:
-    return module.split("_", 1)[-1]  # module001_vae -> vae
-
-
-def round_line(round_: int, rounds: int, reports: Sequence[dict[str, Any]]) -> str:
-    parts = [f"round {round_}/{rounds}"]
-    for report in reports:
-        parts.append(f"{_short(report['module'])} {report['wall_seconds']:.2f} s")
-        parts += [f"{k} {report['metrics'][k]:.3f}" for k in SCORES if k in report["metrics"]]
-    return "  ".join(parts)
 
 
 def summary_table(reports: Sequence[dict[str, Any]]) -> str:

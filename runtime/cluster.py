@@ -2,35 +2,78 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import ray
+from ray._private import ray_constants
 from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, RayTaskError
 
 from runtime.errors import ActorLost, CallTimeout, ModuleError, SerketError
 
+WATCH_EVERY_S = 0.5  # how often a waiting caller's display is refreshed
 
-def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
+
+def connect(
+    address: str | None = None, *, num_cpus: int | None = None, verbose: bool = False
+) -> bool:
     """Join the cluster at `address` (or $RAY_ADDRESS), else start an embedded local Ray.
 
     Returns True when this call started Ray. Ray's token authentication stays on (its
-    default for local clusters). The embedded instance binds the machine's address, or
-    loopback only where RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set before Ray was imported
-    (as `make demo` and the tests do). It is always a new instance (address "local"):
-    left alone, ray.init() would join whatever cluster `ray start` last recorded on this
-    machine, even one long gone (address "auto" joins a running one on purpose).
+    default for local clusters). The embedded instance listens on loopback only, however
+    the process was started (`_loopback_only`). It is always a new instance (address
+    "local"): left alone, ray.init() would join whatever cluster `ray start` last
+    recorded on this machine, even one long gone (address "auto" joins a running one on
+    purpose). verbose: Ray's own start-up messages (its token notice among them) are
+    shown; otherwise only its errors during start-up and its warnings after it.
     """
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
+    logging_level = "info" if verbose else "error"
     if address:
-        ray.init(address=address, logging_level="warning")
+        ray.init(address=address, logging_level=logging_level)
     else:
-        ray.init(
-            address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="warning"
-        )
+        with _loopback_only():
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                logging_level=logging_level,
+            )
+    if not verbose:
+        logging.getLogger("ray").setLevel(logging.WARNING)
     return True
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Ray's single-machine mode while an embedded instance starts: GCS, raylet, agents
+    and workers bind 127.0.0.1 instead of every interface.
+
+    Ray has no public switch for it: RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 works only when
+    set before `ray` is imported (Ray reads it into a constant then), and
+    ray.init(_node_ip_address="127.0.0.1") is turned back into the outward address. So
+    both the variable (read by the processes Ray starts) and the constant (read by this
+    one) are set for the start-up, then restored: a later session in this process may
+    join a real cluster.
+    """
+    saved_variable = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR)
+    saved_constant = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_constant
+        if saved_variable is None:
+            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = saved_variable
 
 
 def cluster_has_gpu() -> bool:
@@ -78,15 +121,24 @@ def unmet(options: dict[str, Any]) -> str:
     return f"it asks for {wanted} (labels {labels}); nodes that have them are busy"
 
 
-def wait(ref: Any, *, who: str, what: str, timeout_s: float | None) -> Any:
+def wait(
+    ref: Any,
+    *,
+    who: str,
+    what: str,
+    timeout_s: float | None,
+    while_waiting: Callable[[], None] | None = None,
+) -> Any:
     """ray.get with a deadline; errors come back as SerketErrors naming `who`.
 
     A SerketError raised inside an actor is re-raised as itself, so the caller sees the
     module's own message rather than Ray's wrapper around it. A dead actor or a lost
     object raises ActorLost (the coordinator recovers from it), a deadline CallTimeout.
+    while_waiting: called about twice a second until the result is ready (a display).
     """
+    left = timeout_s if while_waiting is None else _watch(ref, timeout_s, while_waiting)
     try:
-        return ray.get(ref, timeout=timeout_s)
+        return ray.get(ref, timeout=left)
     except RayTaskError as exc:
         if isinstance(exc.cause, SerketError):
             raise exc.cause.with_traceback(None) from None
@@ -99,3 +151,20 @@ def wait(ref: Any, *, who: str, what: str, timeout_s: float | None) -> Any:
         raise ActorLost(
             who, f"its actor or a message it held was lost during {what}: {exc}"
         ) from None
+
+
+def _watch(ref: Any, timeout_s: float | None, watch: Callable[[], None]) -> float | None:
+    """Wait until `ref` (or every ref of a list) is ready, calling watch() between checks;
+    returns what is left of timeout_s."""
+    refs = ref if isinstance(ref, list) else [ref]
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        _, pending = ray.wait(
+            refs,
+            num_returns=len(refs),
+            timeout=WATCH_EVERY_S if left is None else min(WATCH_EVERY_S, left),
+        )
+        if not pending or left == 0.0:
+            return left
+        watch()

@@ -71,7 +71,9 @@ class Coordinator:
         max_restarts: int,
         keep_rounds: int | None = None,
         fixed_cluster: bool = False,
+        board: Any = None,
     ) -> None:
+        """board: the session's `ProgressBoard` actor, handed to every module actor."""
         self._writer = ResultWriter(Path(output_root), keep_rounds)
         self._writes = WriteQueue()
         self._store = CheckpointStore(Path(checkpoint_dir))
@@ -81,6 +83,7 @@ class Coordinator:
         self._start_timeout_s = start_timeout_s
         self._max_restarts = max_restarts
         self._fixed_cluster = fixed_cluster  # the embedded instance: no node will join
+        self._board = board
         self._shapes: dict[str, list[int]] = {}  # forward-message shape of every node
         self._observations: set[str] = set()
         self._modules: dict[str, _Entry] = {}
@@ -169,6 +172,7 @@ class Coordinator:
                 codec.pack(spec["params"]),
                 inputs,
                 spec["output_shape"],
+                self._board,
             )
         )
         entry.ready = []

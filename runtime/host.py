@@ -10,11 +10,11 @@ from typing import Any, Literal
 
 import numpy as np
 import ray
-from ray.experimental import tqdm_ray
 
 from runtime import codec, process
 from runtime.errors import MessageError, ModuleError, SerketError
-from runtime.module import Module, Update, UpdateContext
+from runtime.module import Module, Progress, Update, UpdateContext, no_progress
+from runtime.progress import BoardProgress
 
 Mode = Literal["learn", "recognize"]
 
@@ -44,18 +44,15 @@ def load_module_class(path: str) -> type[Module]:
     return target
 
 
-def _progress(total: int, description: str) -> tqdm_ray.tqdm:
-    # tqdm_ray draws the bar in the driver's terminal, wherever the actor runs.
-    return tqdm_ray.tqdm(total=total, desc=description)
-
-
 class ModuleHost:
     """Runs as a Ray actor; the coordinator is its only caller.
 
     inputs: per input, in connect order: its name, whether it is a module (observations
     learn nothing, so no backward message is encoded for them) and the shape of its
     forward message declared at connect time. output_shape: this module's own forward
-    shape, which is also the shape of the backward message it may receive.
+    shape, which is also the shape of the backward message it may receive. board: the
+    session's `ProgressBoard` actor, which the module's progress reports go to (None:
+    progress is not shown).
     """
 
     def __init__(
@@ -65,8 +62,10 @@ class ModuleHost:
         params: bytes,
         inputs: list[dict[str, Any]],
         output_shape: list[int],
+        board: Any = None,
     ) -> None:
         self._name = name
+        self._board = board
         self._inputs = inputs
         self._output_shape = tuple(output_shape)
         process.keep_freed_memory()
@@ -164,7 +163,7 @@ class ModuleHost:
             module=self._name,
             round=round_,
             gpu_ids=[int(i) for i in ray.get_gpu_ids()],
-            progress=_progress,
+            progress=self._progress_factory(round_),
             category=category,
         )
         began = time.perf_counter()
@@ -178,6 +177,16 @@ class ModuleHost:
             return self._encoded(mode, round_, seconds, result)
         except MessageError as exc:
             raise ModuleError(self._name, f"its results cannot be sent: {exc}") from None
+
+    def _progress_factory(self, round_: int) -> Any:
+        """`ctx.progress` for this update: reports to the session's board, if any."""
+        if self._board is None:
+            return no_progress
+
+        def progress(total: int, description: str) -> Progress:
+            return BoardProgress(self._board, self._name, round_, total, description)
+
+        return progress
 
     def _encoded(self, mode: Mode, round_: int, seconds: float, result: Update) -> tuple[Any, ...]:
         """The update's report, files, state and messages, encoded as `update` returns them."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
-from runtime import session
+from runtime import wiring
 from runtime.errors import ModuleError
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class Module:
         self.name = name or self.kind
         if resources is not None:
             self.resources = resources
-        self._handle = session.ModuleHandle(self)
+        self._handle = wiring.attach(self)
 
     def require_positive_integers(self, **values: Any) -> None:
         """Constructor check shared by modules: each named value is an integer >= 1."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime import session
+from runtime import wiring
 from runtime.errors import DataError
 
 
@@ -43,7 +43,7 @@ class Observation:
     def __init__(self, data: object, name: str | None = None) -> None:
         self.name = name or self.kind
         self.data = validated_data(data, f"Observation {self.name!r}")
-        self._handle = session.ObservationHandle(self)
+        self._handle = wiring.attach(self)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -13,19 +13,19 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from runtime import cluster, codec
+from runtime import cluster, codec, progress, wiring
+from runtime import display as display_module
 from runtime.checkpoint import data_digest, fingerprint
+from runtime.coordinator import Coordinator
 from runtime.errors import DataError, MessageError, ModuleError, SerketError
-
-if TYPE_CHECKING:
-    from runtime.module import Module, Resources, Shape
-    from runtime.observation import Observation
+from runtime.module import Module, Resources, Shape
+from runtime.observation import Observation, validated_data
 
 
 class Session:
@@ -43,6 +43,8 @@ class Session:
         start_timeout_s: float = 120.0,
         max_restarts: int = 3,
         keep_rounds: int | None = None,
+        display: str = "auto",
+        verbose: bool = False,
     ) -> None:
         if keep_rounds is not None and (
             not isinstance(keep_rounds, int) or isinstance(keep_rounds, bool) or keep_rounds < 1
@@ -60,6 +62,9 @@ class Session:
         self.update_timeout_s = update_timeout_s
         self.start_timeout_s = start_timeout_s
         self.startup_seconds: float | None = None
+        self.display = display_module.make(display)
+        self.verbose = verbose
+        self._board: Any = None  # the ProgressBoard actor, unless nothing is displayed
         self._numbers = itertools.count()
         self._coordinator: Any = None
         self._started_ray = False
@@ -79,12 +84,18 @@ class Session:
         """Start or join Ray and start the coordinator actor, once."""
         if self._coordinator is not None:
             return
-        from runtime.coordinator import Coordinator
-
         began = time.perf_counter()
-        self._started_ray = cluster.connect(self.address, num_cpus=self.num_cpus)
+        self._started_ray = cluster.connect(
+            self.address, num_cpus=self.num_cpus, verbose=self.verbose
+        )
         # Pinned to the driver's node so that every result file lands on this machine.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        if not isinstance(self.display, display_module.SilentDisplay):
+            self._board = (
+                ray.remote(progress.ProgressBoard)
+                .options(num_cpus=0, scheduling_strategy=here)
+                .remote()
+            )
         self._coordinator = (
             ray.remote(Coordinator)
             .options(num_cpus=0, scheduling_strategy=here)
@@ -97,13 +108,45 @@ class Session:
                 max_restarts=self.max_restarts,
                 keep_rounds=self.keep_rounds,
                 fixed_cluster=self._started_ray,
+                board=self._board,
             )
         )
         self.startup_seconds = time.perf_counter() - began
 
-    def call(self, method: str, *args: Any, who: str, what: str, timeout_s: float | None) -> Any:
-        ref = getattr(self.coordinator, method).remote(*args)
-        return cluster.wait(ref, who=who, what=what, timeout_s=timeout_s)
+    def call(
+        self,
+        method: str,
+        *args: Any,
+        who: str,
+        what: str,
+        timeout_s: float | None,
+        shows_progress: bool = False,
+    ) -> Any:
+        """A coordinator call, bounded; shows_progress: the display follows it meanwhile."""
+        coordinator = self.coordinator
+
+        def watch() -> None:
+            self.display.waiting(who, self._latest_step())
+
+        follow = shows_progress and self._board is not None
+        if follow:
+            self._board.clear.remote()  # a step of an earlier call is not this one's
+        ref = getattr(coordinator, method).remote(*args)
+        return cluster.wait(
+            ref, who=who, what=what, timeout_s=timeout_s, while_waiting=watch if follow else None
+        )
+
+    def _latest_step(self) -> progress.Step | None:
+        """The board's latest report, or None (also if the board does not answer soon:
+        the display must never hold up a run)."""
+        try:
+            return progress.decoded(ray.get(self._board.latest.remote(), timeout=1.0))
+        except (ray.exceptions.RayError, TimeoutError):
+            return None
+
+    def plan(self, rounds: int) -> None:
+        """Say how many rounds the caller will run: the display then shows round r/N."""
+        self.display.rounds = rounds
 
     def _put_data(self, sender: str, data: np.ndarray) -> tuple[list[Any], codec.Wire]:
         """Data as a forward message in the object store, once however many read it.
@@ -157,11 +200,12 @@ class Session:
         # only a backstop in case the coordinator itself stops answering.
         backstop = self.update_timeout_s + self.start_timeout_s + 60
         self._unwritten |= write_behind
-        report = self.call(
-            "update", name, write_behind, who=name, what="update", timeout_s=backstop
-        )
+        answer = self.call("update", name, write_behind, who=name, what="update",
+                           timeout_s=backstop, shows_progress=True)  # fmt: skip
+        report = codec.unpack(answer)
         self._unwritten = write_behind  # a plain update waits for every earlier write too
-        return codec.unpack(report)
+        self.display.done(report)
+        return report
 
     def flush(self) -> None:
         """Return once the result files and checkpoints of every update are written."""
@@ -187,8 +231,6 @@ class Session:
         below. category: true labels per module, used only to score (e.g. acc_recog.txt).
         Returns the modules' reports.
         """
-        from runtime.observation import Observation, validated_data
-
         if not isinstance(passes, int) or passes < 1:
             raise ModuleError("recognition", f"passes must be a positive integer, got {passes!r}")
         messages, shapes = {}, {}
@@ -204,11 +246,13 @@ class Session:
         names = self._modules if order is None else [m.full_name for m in order]
         labels = {m.full_name: np.asarray(y) for m, y in (category or {}).items()}
         backstop = (self.update_timeout_s + self.start_timeout_s) * passes * len(names) + 60
-        reports = self.call(
+        reports = codec.unpack(self.call(
             "recognize", messages, shapes, list(names), codec.pack(labels), passes,
-            who="recognition", what="recognition", timeout_s=backstop,
-        )  # fmt: skip
-        return codec.unpack(reports)
+            who="recognition", what="recognition", timeout_s=backstop, shows_progress=True,
+        ))  # fmt: skip
+        for report in reports:
+            self.display.done(report)
+        return reports
 
     def status(self) -> dict[str, Any]:
         """Rounds done per module, how many times module actors were restarted, and where
@@ -236,9 +280,13 @@ class Session:
             warnings.warn(f"serket-ray: results not written: {exc}", stacklevel=2)
         finally:
             self._unwritten = False
+            self.display.close()
             if self._coordinator is not None:
                 ray.kill(self._coordinator)
                 self._coordinator = None
+            if self._board is not None:
+                ray.kill(self._board)
+                self._board = None
             if self._started_ray:
                 ray.shutdown()
                 self._started_ray = False
@@ -293,9 +341,6 @@ class ModuleHandle:
             raise ModuleError(self.full_name, "is used as an input before its own connect()")
 
     def connect(self, inputs: tuple[Any, ...]) -> None:
-        from runtime.module import Module
-        from runtime.observation import Observation
-
         if self.inputs:
             raise ModuleError(
                 self.full_name, "connect() was already called; a module connects once"
@@ -336,6 +381,13 @@ class ModuleHandle:
         self.rounds_done = report["round"]
         return report
 
+
+def _new_handle(item: Module | Observation) -> ObservationHandle | ModuleHandle:
+    """The handle a module or observation gets when built (`wiring.attach`)."""
+    return ObservationHandle(item) if isinstance(item, Observation) else ModuleHandle(item)
+
+
+wiring.use_driver(_new_handle)
 
 _current: Session | None = None
 
