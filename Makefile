@@ -10,7 +10,7 @@ TORCH   ?= $(if $(HAS_GPU),torch==2.13.0,torch==2.13.0+cpu)
 # A run on one machine keeps Ray's traffic on loopback (Ray's single-machine mode).
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory lint clean
+.PHONY: setup browser demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory lint clean
 
 setup: $(VENV)/.installed
 
@@ -23,8 +23,15 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: setup  ## the tutorial on the embedded digits, embedded local Ray
 	$(BIN)/serket-ray tutorial --out runs/tutorial --overwrite
 
-test: setup  ## the whole test suite
+test: setup browser  ## the whole test suite
 	$(BIN)/python -m pytest -q
+
+# The report test opens the page in a real headless browser: Chromium and its driver,
+# from Debian's packages (as root; elsewhere install them yourself first).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium chromium-driver >/dev/null; }
 
 bench: setup  ## tutorial settings: Ray actors vs one process (BENCH_FLAGS="--repeats 2")
 	$(BIN)/serket-ray bench $(BENCH_FLAGS)

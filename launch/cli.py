@@ -25,6 +25,7 @@ from launch import (
     recipes,
     report,
     run_dir,
+    run_report,
 )
 
 
@@ -302,6 +303,7 @@ def run_tutorial(args: argparse.Namespace) -> None:
             ("round 1 (no message from the GMM yet)", f"round {settings.rounds}"),
         )
         say(f"\nlatent space plot: {figure}")
+    say(f"report: {run_report.write(session.output_root)}")
 
 
 def run_graph_file(args: argparse.Namespace) -> None:
@@ -332,6 +334,11 @@ def run_graph_file(args: argparse.Namespace) -> None:
         say("\nrecognition of novel data (no learning):")
         for line in report.recognition_lines(recognized):
             say(line)
+    say(f"\nreport: {run_report.write(session.output_root)}")
+
+
+def make_report(args: argparse.Namespace) -> None:
+    print(f"report: {run_report.write(Path(args.run_dir), labels=args.labels, source=args.data)}")
 
 
 OVERWRITE_HELP = (
@@ -390,6 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_flags(graph_run)
     _add_output_flags(graph_run)
     graph_run.set_defaults(run=run_graph_file)
+    page = commands.add_parser(
+        "report", help="an HTML page of a run (finished or running), from its files"
+    )
+    page.add_argument("run_dir", help="the run's output folder (--out)")
+    page.add_argument("--labels", help="true labels, if the run was not given them")
+    page.add_argument("--data", help="the run's data file, for the reconstructions")
+    page.set_defaults(run=make_report)
     models = commands.add_parser(
         "bench-models", help="accuracy of the shipped graph files (VAE+GMM, +MM, +MLDA) by seed"
     )

@@ -10,6 +10,9 @@ from runtime.output import remove_results
 
 RUN_FILE = "run.json"  # what a run was started with, so that --resume can rebuild it
 LATENT_PLOT = "latent_pca.png"
+REPORT_DIR = "report"  # `serket-ray report`: its page, and its figures beside it
+REPORT_PAGE = "report.html"
+REPORT_FIGURES = ("scores_per_round", "loss_", "latent_", "confusion_", "rebuilt_")
 
 
 def replace_or_refuse(root: Path, checkpoint_dir: Path, *, overwrite: bool) -> None:
@@ -34,3 +37,14 @@ def replace_or_refuse(root: Path, checkpoint_dir: Path, *, overwrite: bool) -> N
     remove_results(root)
     for name in (RUN_FILE, LATENT_PLOT):
         (root / name).unlink(missing_ok=True)
+    remove_report(root)
+
+
+def remove_report(root: Path) -> None:
+    """Delete the report written in `root`: its page and figures, nothing else."""
+    folder = root / REPORT_DIR
+    for path in [folder / REPORT_PAGE, *folder.glob("*.png")]:
+        if path.name == REPORT_PAGE or path.stem.startswith(REPORT_FIGURES):
+            path.unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
