@@ -212,7 +212,16 @@ def _recorded(args: argparse.Namespace) -> argparse.Namespace:
         raise srk.CheckpointError(str(path), f"cannot resume: {exc}") from None
     live = {
         k: getattr(args, k)
-        for k in ("address", "num_cpus", "resume", "place", "place_label", "start_timeout")
+        for k in (
+            "address",
+            "num_cpus",
+            "resume",
+            "place",
+            "place_label",
+            "start_timeout",
+            "quiet",
+            "verbose",
+        )
     }
     for name in ("rounds", "keep_rounds"):  # given again: the run goes on with the new value
         if getattr(args, name) is not None:

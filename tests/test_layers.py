@@ -41,7 +41,7 @@ def test_runtime_files_import_only_files_below_them():
     assert order.index("module") < order.index("host") < order.index("coordinator")
     assert order.index("coordinator") < order.index("session")
     assert not graph["module"] & {"session", "coordinator", "host"}
-    assert not graph["codec"]  - {"errors"}
+    assert not graph["codec"] - {"errors"}
 
 
 @pytest.mark.parametrize(

@@ -77,10 +77,10 @@ def test_a_piped_run_writes_lines_not_redraws(tmp_path, digits):
     log = done.stdout + done.stderr
     assert "\r" not in log
     assert "Token authentication" not in log  # Ray's chatter stays out unless --verbose
-    updates = [line for line in done.stdout.splitlines() if line.startswith("round ")]
+    updates = [line for line in done.stdout.splitlines() if re.match(r"round \d", line)]
     assert [line.split()[:3] for line in updates] == [
         ["round", "1/2", "vae"], ["round", "1/2", "gmm"],
         ["round", "2/2", "vae"], ["round", "2/2", "gmm"],
     ]  # fmt: skip
     assert re.search(r"round 2/2  gmm  [\d.]+ s  .*acc \d", done.stdout)
-    assert (tmp_path / "out" / "report.html").exists()
+    assert (tmp_path / "out" / "report" / "report.html").exists()
