@@ -25,15 +25,29 @@ def short_name(module: str) -> str:
     return module.split("_", 1)[-1]  # module001_vae -> vae
 
 
-def round_label(round_: int, rounds: int | None) -> str:
-    return f"round {round_}" if rounds is None else f"round {round_}/{rounds}"
+def number(value: float) -> str:
+    """A metric as a person reads it: 50, 0.868, 109.1."""
+    value = float(value)
+    if value.is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def metrics_text(metrics: Mapping[str, float]) -> str:
+    return "  ".join(f"{name} {number(value)}" for name, value in metrics.items())
+
+
+def round_label(round_: int, rounds: int | None, word: str = "round") -> str:
+    return f"{word} {round_}" if rounds is None else f"{word} {round_}/{rounds}"
 
 
 def update_line(report: Mapping[str, Any], rounds: int | None = None) -> str:
-    """One module update in one line: round, module, seconds and every metric."""
-    label = "pass" if report.get("mode") == "recognize" else "round"
-    count = round_label(report["round"], rounds).replace("round", label, 1)
-    metrics = "  ".join(f"{k} {v:.4g}" for k, v in report["metrics"].items())
+    """One module update in one line: round (a pass, in recognition), module, seconds and
+    every metric."""
+    recognition = report.get("mode") == "recognize"
+    count = round_label(report["round"], None if recognition else rounds,
+                        "pass" if recognition else "round")  # fmt: skip
+    metrics = metrics_text(report["metrics"])
     seconds = report.get("wall_seconds", report["seconds"])
     return f"{count}  {short_name(report['module'])}  {seconds:.2f} s  {metrics}".rstrip()
 
@@ -103,6 +117,7 @@ class LiveDisplay:
         self._bar: tqdm | None = None
         self._key: tuple[Any, ...] | None = None
         self._scores = ""  # the last update's metrics, shown beside the bar
+        self._rounds_done: dict[str, int] = {}  # per module, as its updates end
 
     def waiting(self, module: str, step: Step | None) -> None:
         key = (module, None) if step is None else (module, step.round, step.description)
@@ -112,25 +127,29 @@ class LiveDisplay:
         bar.refresh()
 
     def _open(self, key: tuple[Any, ...], step: Step | None) -> tqdm:
-        """A new bar for another update or step (the one before it is cleared)."""
+        """A new bar for another update or step (the one before it is cleared). Without
+        progress reports (a module that sends none) it shows the time the update runs."""
         self._close_bar()
-        label = short_name(key[0]) if step is None else (
-            f"{round_label(step.round, self.rounds)} {short_name(step.module)} {step.description}"
-        )  # fmt: skip
         self._key = key
-        self._bar = tqdm(
-            total=None if step is None else step.total,
-            desc=label,
-            file=self._stream,
-            leave=False,
-            dynamic_ncols=True,
-            postfix=self._scores or None,
-        )
+        module = key[0]
+        if step is None:
+            done = self._rounds_done.get(module)
+            where = "" if done is None else f"{round_label(done + 1, self.rounds)} "
+            self._bar = tqdm(desc=f"{where}{short_name(module)}", file=self._stream,
+                             leave=False, bar_format="{desc}  {elapsed}{postfix}",
+                             postfix=self._scores or None)  # fmt: skip
+        else:
+            label = f"{round_label(step.round, self.rounds)} {short_name(step.module)}"
+            self._bar = tqdm(total=step.total, desc=f"{label} {step.description}",
+                             file=self._stream, leave=False, dynamic_ncols=True,
+                             postfix=self._scores or None)  # fmt: skip
         return self._bar
 
     def done(self, report: Mapping[str, Any]) -> None:
         self._close_bar()
-        self._scores = "  ".join(f"{k} {v:.3g}" for k, v in report["metrics"].items())
+        if report.get("mode") != "recognize":
+            self._rounds_done[report["module"]] = report["round"]
+        self._scores = metrics_text(report["metrics"])
         print(update_line(report, self.rounds), file=self._stream, flush=True)
 
     def close(self) -> None:

@@ -7,8 +7,10 @@ import pytest
 from runtime import SerketError, display
 from runtime.progress import Step
 
-REPORT = {"module": "module002_gmm", "mode": "learn", "round": 2, "seconds": 0.5,
-          "wall_seconds": 0.61, "metrics": {"acc": 0.8683, "nmi": 0.81}}  # fmt: skip
+REPORT = {
+    "module": "module002_gmm", "mode": "learn", "round": 2, "seconds": 0.5, "wall_seconds": 0.61,
+    "metrics": {"acc": 0.8683, "nmi": 0.81, "iterations": 50.0, "loss": 109.12},
+}  # fmt: skip
 
 
 def _steps(seconds_per_epoch: float, epochs: int = 200):
@@ -24,7 +26,10 @@ class Terminal(io.StringIO):
 
 
 def test_an_update_line_names_round_module_seconds_and_metrics():
-    assert display.update_line(REPORT, rounds=5) == "round 2/5  gmm  0.61 s  acc 0.8683  nmi 0.81"
+    assert (
+        display.update_line(REPORT, rounds=5)
+        == "round 2/5  gmm  0.61 s  acc 0.868  nmi 0.810  iterations 50  loss 109.1"
+    )
     assert display.update_line({**REPORT, "mode": "recognize"}).startswith("pass 2  gmm")
 
 
@@ -53,7 +58,9 @@ def test_a_short_update_is_one_line_in_a_log():
     for step in _steps(seconds_per_epoch=0.01):  # 2 s in all
         log.waiting("module001_vae", step)
     log.done(REPORT)
-    assert stream.getvalue().splitlines() == ["round 2  gmm  0.61 s  acc 0.8683  nmi 0.81"]
+    assert stream.getvalue().splitlines() == [
+        "round 2  gmm  0.61 s  acc 0.868  nmi 0.810  iterations 50  loss 109.1"
+    ]
 
 
 def test_a_terminal_gets_one_bar_redrawn_then_the_line():
@@ -66,7 +73,9 @@ def test_a_terminal_gets_one_bar_redrawn_then_the_line():
     live.done(REPORT)
     shown = terminal.getvalue()
     assert "\r" in shown and "round 3 vae epochs" in shown and "200/200" in shown
-    assert shown.rstrip().endswith("round 2  gmm  0.61 s  acc 0.8683  nmi 0.81")
+    assert shown.rstrip().endswith(
+        "round 2  gmm  0.61 s  acc 0.868  nmi 0.810  iterations 50  loss 109.1"
+    )
 
 
 def test_display_modes():
