@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _say(args: argparse.Namespace) -> Any:
+def _say(args: argparse.Namespace) -> Callable[..., None]:
     """print, or nothing with --quiet."""
     return (lambda *_a, **_k: None) if getattr(args, "quiet", False) else print
 
@@ -287,11 +288,11 @@ def run_tutorial(args: argparse.Namespace) -> None:
         for placed in session.placements():
             gpus = f", GPU {placed['gpu_ids']}" if placed["gpu_ids"] else ", CPU"
             say(f"{placed['module']} on {placed['hostname']} ({placed['node_ip']}, "
-                  f"pid {placed['pid']}{gpus})")  # fmt: skip
+                f"pid {placed['pid']}{gpus})")  # fmt: skip
         say(f"Ray start-up: {session.startup_seconds:.1f} s")
         if vae1.rounds_done or gmm1.rounds_done:
             say(f"resuming: {vae1.full_name} has done {vae1.rounds_done} rounds, "
-                  f"{gmm1.full_name} {gmm1.rounds_done}")  # fmt: skip
+                f"{gmm1.full_name} {gmm1.rounds_done}")  # fmt: skip
         recipes.run_rounds([vae1, gmm1], settings.rounds)
         restarts = session.status()["restarts"]
     finally:
@@ -343,7 +344,16 @@ def run_graph_file(args: argparse.Namespace) -> None:
         say("\nrecognition of novel data (no learning):")
         for line in report.recognition_lines(recognized):
             say(line)
-    say(f"\nreport: {run_report.write(session.output_root)}")
+    labels = next(
+        (m.category for m in modules.values() if getattr(m, "category", None) is not None), None
+    )
+    first = next(iter(observations.values()))
+    page = run_report.write(
+        session.output_root,
+        labels=None if labels is None else np.asarray(labels),
+        source=first.data,
+    )
+    say(f"\nreport: {page}")
 
 
 def make_report(args: argparse.Namespace) -> None:

@@ -100,8 +100,11 @@ class Page:
         )
 
 
-def _labels(root: Path, settings: dict[str, Any], labels: str | None) -> np.ndarray | None:
-    """True classes: the file given, the run's --labels, or the embedded digits' own."""
+def _labels(settings: dict[str, Any], labels: str | np.ndarray | None) -> np.ndarray | None:
+    """True classes: those given (an array or a file), the run's --labels, or the
+    embedded digits' own."""
+    if isinstance(labels, np.ndarray):
+        return labels.astype(np.int64)
     path = labels or settings.get("labels")
     if path:
         return data.load_vector(path).astype(np.int64)
@@ -110,8 +113,10 @@ def _labels(root: Path, settings: dict[str, Any], labels: str | None) -> np.ndar
     return None
 
 
-def _inputs(settings: dict[str, Any], source: str | None) -> np.ndarray | None:
-    """The data as the VAE saw it (deskewed where the run deskewed), or None."""
+def _inputs(settings: dict[str, Any], source: str | np.ndarray | None) -> np.ndarray | None:
+    """The data as the VAE saw it (deskewed where the tutorial command deskewed), or None."""
+    if isinstance(source, np.ndarray):
+        return source
     path = source or settings.get("data")
     if path:
         matrix = data.load_matrix(path)
@@ -263,15 +268,21 @@ def _runtime_section(page: Page, history: list[dict[str, Any]], placements: list
     )  # fmt: skip
 
 
-def write(root: Path, *, labels: str | None = None, source: str | None = None) -> Path:
-    """Write RUN_DIR/report/report.html (and its PNGs); returns the page's path."""
+def write(
+    root: Path, *, labels: str | np.ndarray | None = None, source: str | np.ndarray | None = None
+) -> Path:
+    """Write RUN_DIR/report/report.html (and its PNGs); returns the page's path.
+
+    labels, source: the true classes and the data (arrays, or files), where the run's
+    run.json does not name them (a graph file's run, a script's).
+    """
     root = Path(root)
     modules = _module_dirs(root)
     history = _read_json_lines(root / "history.jsonl")
     if not modules and not history:
         raise DataError(str(root), "holds no serket-ray run (no history.jsonl, no module folders)")
     settings = _read_json(root / run_dir.RUN_FILE, {})
-    true_labels = _labels(root, settings, labels)
+    true_labels = _labels(settings, labels)
     folder = root / run_dir.REPORT_DIR
     folder.mkdir(exist_ok=True)
     page = Page(folder)
