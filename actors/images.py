@@ -1,6 +1,6 @@
 """Label-free image transforms for a VAE on digits: deskewing and jitter.
 
-Both take (N, side*side) square images as rows and resample them under one affine map per
+Each takes (N, side*side) square images as rows and resample them under one affine map per
 image (bilinear, zeros outside the image), in chunks so that memory stays bounded on
 large data sets. They run on the tensor's device, GPU included.
 
@@ -11,6 +11,8 @@ large data sets. They run on the tensor's device, GPU included.
 - `image_jitter` (the VAE's ``augment``): the encoder sees each digit slightly rotated,
   scaled and moved while the decoder must still reconstruct the original, so z learns to
   ignore those nuisances. Measured: it did not lift the coupled model.
+- `elastic_distortion`: new digits from old ones, for large data sets made offline
+  (`launch/deformed_digits.py`).
 """
 
 from __future__ import annotations
@@ -69,11 +71,16 @@ def _side(x: torch.Tensor, who: str) -> int:
     return side
 
 
-def _resample(images: torch.Tensor, theta: torch.Tensor, side: int) -> torch.Tensor:
+def _resample(
+    images: torch.Tensor, theta: torch.Tensor, side: int, shift: torch.Tensor | None = None
+) -> torch.Tensor:
     """Output pixel at normalised position p (in [-1, 1]^2, x then y) samples the input at
-    theta @ (p, 1); theta: (B, 2, 3)."""
+    theta @ (p, 1), plus shift[p] where a per-pixel shift is given; theta: (B, 2, 3),
+    shift: (B, side, side, 2) in the same normalised units."""
     b = len(images)
     grid = F.affine_grid(theta, [b, 1, side, side], align_corners=False)
+    if shift is not None:
+        grid = grid + shift
     warped = F.grid_sample(images.view(b, 1, side, side), grid, align_corners=False)
     return warped.view(b, side * side)
 
@@ -105,6 +112,30 @@ def _deskew(images: torch.Tensor, side: int) -> torch.Tensor:
     return _resample(images, theta, side)
 
 
+def _random_affine(
+    b: int,
+    side: int,
+    generator: torch.Generator,
+    rotation: float,
+    scale: float,
+    shift: float,
+    device: torch.device,
+) -> torch.Tensor:
+    """(B, 2, 3) maps of a random rotation (degrees), scaling (fraction) and shift (pixels),
+    each drawn uniformly in [-value, +value]."""
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return 2 * torch.rand(*shape, generator=generator, device=device) - 1
+
+    angle = uniform(b) * math.radians(rotation)
+    zoom = 1 + uniform(b) * scale
+    offset = uniform(b, 2) * shift * 2 / side  # affine_grid's coordinates span [-1, 1]
+    cos, sin = zoom * torch.cos(angle), zoom * torch.sin(angle)
+    return torch.stack(
+        [torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1
+    )  # (B, 2, 3)
+
+
 def _jitter(
     images: torch.Tensor,
     side: int,
@@ -113,17 +144,52 @@ def _jitter(
     scale: float,
     shift: float,
 ) -> torch.Tensor:
-    b = len(images)
-
-    def uniform(*shape: int) -> torch.Tensor:
-        draws = torch.rand(*shape, generator=generator, device=images.device)
-        return 2 * draws - 1
-
-    angle = uniform(b) * math.radians(rotation)
-    zoom = 1 + uniform(b) * scale
-    offset = uniform(b, 2) * shift * 2 / side  # affine_grid's coordinates span [-1, 1]
-    cos, sin = zoom * torch.cos(angle), zoom * torch.sin(angle)
-    theta = torch.stack(
-        [torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1
-    )  # (B, 2, 3)
+    theta = _random_affine(len(images), side, generator, rotation, scale, shift, images.device)
     return _resample(images, theta, side)
+
+
+def elastic_distortion(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    alpha: float = 34.0,
+    sigma: float = 4.0,
+    rotation: float = 10.0,
+    scale: float = 0.1,
+    shift: float = 2.0,
+) -> torch.Tensor:
+    """Each image under its own random elastic distortion and affine map (as MNIST8M was
+    made from MNIST: Loosli, Canu and Bottou 2007, after Simard, Steinkraus and Platt 2003).
+
+    The distortion moves each pixel by a random field, uniform in [-1, 1] per pixel and
+    coordinate, smoothed by a Gaussian of `sigma` pixels and scaled by `alpha` pixels
+    (Simard's values by default); rotation, scale and shift as in `image_jitter`.
+    """
+    side = _side(x, "elastic_distortion")
+    return _by_chunks(
+        x, lambda chunk: _elastic(chunk, side, generator, alpha, sigma, rotation, scale, shift)
+    )
+
+
+def _elastic(
+    images: torch.Tensor,
+    side: int,
+    generator: torch.Generator,
+    alpha: float,
+    sigma: float,
+    rotation: float,
+    scale: float,
+    shift: float,
+) -> torch.Tensor:
+    b = len(images)
+    theta = _random_affine(b, side, generator, rotation, scale, shift, images.device)
+    field = 2 * torch.rand(b, 2, side, side, generator=generator, device=images.device) - 1
+    radius = math.ceil(3 * sigma)
+    taps = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    # The Gaussian is separable: smooth rows, then columns, each field channel alike.
+    smooth = F.conv2d(field.reshape(2 * b, 1, side, side), kernel.view(1, 1, 1, -1),
+                      padding=(0, radius))  # fmt: skip
+    smooth = F.conv2d(smooth, kernel.view(1, 1, -1, 1), padding=(radius, 0))
+    pixels = alpha * smooth.view(b, 2, side, side).permute(0, 2, 3, 1)  # (B, y, x, (dx, dy))
+    return _resample(images, theta, side, shift=pixels * 2 / side)

@@ -21,6 +21,7 @@ from launch import (
     bench_models,
     bench_quality,
     data,
+    deformed_digits,
     graph,
     plots,
     recipes,
@@ -356,6 +357,13 @@ def run_graph_file(args: argparse.Namespace) -> None:
     say(f"\nreport: {page}")
 
 
+def make_digits(args: argparse.Namespace) -> None:
+    manifest = deformed_digits.write(
+        args.out, args.elements, shard_rows=args.shard_rows, seed=args.seed
+    )
+    print(f"manifest: {manifest}")
+
+
 def make_report(args: argparse.Namespace) -> None:
     print(f"report: {run_report.write(Path(args.run_dir), labels=args.labels, source=args.data)}")
 
@@ -423,6 +431,15 @@ def build_parser() -> argparse.ArgumentParser:
     page.add_argument("--labels", help="true labels, if the run was not given them")
     page.add_argument("--data", help="the run's data file, for the reconstructions")
     page.set_defaults(run=make_report)
+    digits = commands.add_parser(
+        "make-digits",
+        help="a large MNIST8M-style digit set: the shipped digits deformed, shard by shard",
+    )
+    digits.add_argument("--elements", type=int, required=True, help="how many digits in all")
+    digits.add_argument("--out", type=Path, required=True, help="folder for the shards")
+    digits.add_argument("--shard-rows", type=int, default=100_000, help="digits per shard file")
+    digits.add_argument("--seed", type=int, default=0)
+    digits.set_defaults(run=make_digits)
     models = commands.add_parser(
         "bench-models", help="accuracy of the shipped graph files (VAE+GMM, +MM, +MLDA) by seed"
     )
