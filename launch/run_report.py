@@ -129,22 +129,20 @@ def _inputs(settings: dict[str, Any], source: str | np.ndarray | None) -> np.nda
     return matrix
 
 
-def _matching(labels: np.ndarray, classes: np.ndarray) -> dict[int, int]:
-    """Each class found -> the true class it is matched to (Hungarian, as `acc` scores);
-    classes left unmatched get numbers after the true ones."""
-    found = np.unique(classes)
-    counts = contingency_matrix(labels, classes)  # rows: np.unique(labels), columns: found
-    rows, columns = linear_sum_assignment(counts, maximize=True)
-    matched = {int(found[c]): int(r) for r, c in zip(rows, columns, strict=True)}
-    spare = (len(np.unique(labels)) + i for i in range(len(found)))
-    return {int(f): matched[int(f)] if int(f) in matched else next(spare) for f in found}
-
-
 def _matched(labels: np.ndarray | None, classes: np.ndarray) -> np.ndarray:
+    """Classes found, renumbered as the true classes they are matched to (Hungarian, as
+    `acc` scores; true classes as indices of np.unique(labels)); classes left unmatched
+    get numbers after the true ones. Without labels for them, the classes as they are."""
     if labels is None or len(labels) != len(classes):
         return classes
-    mapping = _matching(labels, classes)
-    return np.array([mapping[int(c)] for c in classes])
+    found, index = np.unique(classes, return_inverse=True)
+    counts = contingency_matrix(labels, classes)  # rows: np.unique(labels), columns: found
+    rows, columns = linear_sum_assignment(counts, maximize=True)
+    renumbered = np.full(len(found), -1)
+    renumbered[columns] = rows
+    unmatched = renumbered < 0
+    renumbered[unmatched] = counts.shape[0] + np.arange(unmatched.sum())
+    return renumbered[index]
 
 
 def _scores_section(page: Page, history: list[dict[str, Any]]) -> None:

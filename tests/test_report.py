@@ -92,3 +92,10 @@ def test_a_report_of_a_run_still_running(run, tmp_path):
 def test_report_of_a_folder_without_a_run(tmp_path, capsys):
     assert cli.main(["report", str(tmp_path)]) == 2
     assert "holds no serket-ray run" in capsys.readouterr().err
+
+
+def test_classes_found_are_renumbered_as_the_true_classes_they_match():
+    labels = np.array([0, 0, 1, 1, 2, 2, 2])
+    classes = np.array([5, 5, 3, 3, 7, 7, 9])
+    assert list(run_report._matched(labels, classes)) == [0, 0, 1, 1, 2, 2, 3]
+    assert list(run_report._matched(None, classes)) == list(classes)
