@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter
 
 _CHUNK = 8192  # images resampled at once
 
@@ -161,8 +162,9 @@ def elastic_distortion(
     made from MNIST: Loosli, Canu and Bottou 2007, after Simard, Steinkraus and Platt 2003).
 
     The distortion moves each pixel by a random field, uniform in [-1, 1] per pixel and
-    coordinate, smoothed by a Gaussian of `sigma` pixels and scaled by `alpha` pixels
-    (Simard's values by default); rotation, scale and shift as in `image_jitter`.
+    coordinate, smoothed by a Gaussian of `sigma` pixels (scipy's, zeros beyond the
+    image) and scaled by `alpha` pixels (Simard's values by default); rotation, scale and
+    shift as in `image_jitter`. The field is drawn and smoothed on the CPU.
     """
     side = _side(x, "elastic_distortion")
     return _by_chunks(
@@ -182,14 +184,8 @@ def _elastic(
 ) -> torch.Tensor:
     b = len(images)
     theta = _random_affine(b, side, generator, rotation, scale, shift, images.device)
-    field = 2 * torch.rand(b, 2, side, side, generator=generator, device=images.device) - 1
-    radius = math.ceil(3 * sigma)
-    taps = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    # The Gaussian is separable: smooth rows, then columns, each field channel alike.
-    smooth = F.conv2d(field.reshape(2 * b, 1, side, side), kernel.view(1, 1, 1, -1),
-                      padding=(0, radius))  # fmt: skip
-    smooth = F.conv2d(smooth, kernel.view(1, 1, -1, 1), padding=(radius, 0))
-    pixels = alpha * smooth.view(b, 2, side, side).permute(0, 2, 3, 1)  # (B, y, x, (dx, dy))
+    field = 2 * torch.rand(b, 2, side, side, generator=generator) - 1
+    smooth = gaussian_filter(field.numpy(), sigma, axes=(2, 3), mode="constant")
+    smooth = torch.from_numpy(smooth).to(images.device, images.dtype)
+    pixels = alpha * smooth.permute(0, 2, 3, 1)  # (B, y, x, (dx, dy))
     return _resample(images, theta, side, shift=pixels * 2 / side)

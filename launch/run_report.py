@@ -114,19 +114,14 @@ def _labels(settings: dict[str, Any], labels: str | np.ndarray | None) -> np.nda
 
 
 def _inputs(settings: dict[str, Any], source: str | np.ndarray | None) -> np.ndarray | None:
-    """The data as the VAE saw it (deskewed where the tutorial command deskewed), or None."""
+    """The run's data: those given (an array or a file), the run's --data, or the
+    embedded digits; None if unknown."""
     if isinstance(source, np.ndarray):
         return source
     path = source or settings.get("data")
     if path:
-        matrix = data.load_matrix(path)
-    elif settings:
-        matrix = data.tutorial_digits()[0].images
-    else:
-        return None
-    if settings.get("deskew"):
-        matrix = images.deskew(torch.from_numpy(matrix)).numpy()
-    return matrix
+        return data.load_matrix(path)
+    return data.tutorial_digits()[0].images if settings else None
 
 
 def _matched(labels: np.ndarray | None, classes: np.ndarray) -> np.ndarray:
@@ -225,8 +220,14 @@ def _confusion_section(page: Page, modules: list[Path], labels: np.ndarray | Non
 
 
 def _reconstruction_section(
-    page: Page, modules: list[Path], images: np.ndarray | None, labels: np.ndarray | None
+    page: Page,
+    modules: list[Path],
+    inputs: np.ndarray | None,
+    deskewed: bool,
+    labels: np.ndarray | None,
 ) -> None:
+    """deskewed: the VAE saw the inputs deskewed (the tutorial command's --deskew), so its
+    reconstructions are shown below the deskewed digits."""
     for folder in modules:
         rebuilt_file = folder / "x_hat_learn.npy"
         if not rebuilt_file.exists():
@@ -234,16 +235,19 @@ def _reconstruction_section(
         page.heading(f"{folder.name}: digits and their reconstructions (last round)")
         rebuilt = np.load(rebuilt_file, mmap_mode="r")
         side = round(np.sqrt(rebuilt.shape[1]))
-        if images is None or images.shape != rebuilt.shape or side * side != rebuilt.shape[1]:
+        if inputs is None or inputs.shape != rebuilt.shape or side * side != rebuilt.shape[1]:
             page.note("The run's data are not square images known here: give them with --data.")
             continue
-        if labels is not None and len(labels) == len(images):  # two of each class
+        if labels is not None and len(labels) == len(inputs):  # two of each class
             shown = np.concatenate([np.flatnonzero(labels == c)[:2] for c in np.unique(labels)])
         else:
-            shown = np.arange(min(DIGITS_SHOWN, len(images)))
+            shown = np.arange(min(DIGITS_SHOWN, len(inputs)))
         shown = shown[:DIGITS_SHOWN]
+        originals = inputs[shown]
+        if deskewed:  # only the digits shown
+            originals = images.deskew(torch.from_numpy(originals)).numpy()
         path = report_figures.reconstructions(
-            images[shown], np.asarray(rebuilt[shown]), page.folder / f"rebuilt_{folder.name}.png"
+            originals, np.asarray(rebuilt[shown]), page.folder / f"rebuilt_{folder.name}.png"
         )
         page.figure(path, f"{folder.name} originals above reconstructions")
 
@@ -290,7 +294,8 @@ def write(
     _loss_section(page, modules)
     _latent_section(page, modules, true_labels)
     _confusion_section(page, modules, true_labels)
-    _reconstruction_section(page, modules, _inputs(settings, source), true_labels)
+    inputs, deskewed = _inputs(settings, source), bool(settings.get("deskew"))
+    _reconstruction_section(page, modules, inputs, deskewed, true_labels)
     _runtime_section(page, history, _read_json(root / "placements.json", []))
     temporary = folder / (run_dir.REPORT_PAGE + ".tmp")
     temporary.write_text(page.html(f"serket-ray run: {root.name}"))

@@ -107,7 +107,7 @@ class Module:
         self.name = name or self.kind
         if resources is not None:
             self.resources = resources
-        self._handle = wiring.attach(self)
+        self._handle: wiring.ModuleHandle = wiring.attach(self)
 
     def require_positive_integers(self, **values: Any) -> None:
         """Constructor check shared by modules: each named value is an integer >= 1."""

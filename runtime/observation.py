@@ -43,7 +43,7 @@ class Observation:
     def __init__(self, data: object, name: str | None = None) -> None:
         self.name = name or self.kind
         self.data = validated_data(data, f"Observation {self.name!r}")
-        self._handle = wiring.attach(self)
+        self._handle: wiring.Handle = wiring.attach(self)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -2,8 +2,8 @@
 
 A module reports progress through `ctx.progress(total, description)` in its actor. The
 reports go to one small `ProgressBoard` actor beside the driver, which keeps only the
-latest state of each module; the driver reads the board while it waits for an update
-and draws one display (`runtime.display`). The driver decides how progress is shown (a
+latest one; the driver reads the board while it waits for an update and draws one
+display (`runtime.display`). The driver decides how progress is shown (a
 live bar in a terminal, sparse lines in a log), which a progress bar drawn by each
 actor and forwarded by Ray's log monitor cannot: it redraws with carriage returns.
 """

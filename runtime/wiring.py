@@ -2,9 +2,9 @@
 
 Serket's API puts the driver's verbs on the module itself (`vae1.connect(obs)`,
 `vae1.update()`), yet the module API sits at the bottom of the runtime and the session
-(Ray, the coordinator) at the top. So the bottom states what it needs from a driver, a
-`Handle`, and the session registers the factory that makes one (`use_driver`) when it is
-imported: each file imports only files below it.
+(Ray, the coordinator) at the top. So the bottom states what it needs from a driver (a
+`Handle`, a `ModuleHandle`), and the session registers the factory that makes them
+(`use_driver`) when it is imported: each file imports only files below it.
 """
 
 from __future__ import annotations
@@ -16,9 +16,14 @@ from runtime.errors import SerketError
 
 
 class Handle(Protocol):
-    """A module's or observation's place in a session: its Serket name and driver verbs."""
+    """An observation's place in a session: its Serket name (module000_obs)."""
 
     full_name: str
+
+
+class ModuleHandle(Handle, Protocol):
+    """A module's place in a session: its name, rounds done, and the driver's verbs."""
+
     rounds_done: int
 
     def connect(self, inputs: Sequence[Any]) -> None: ...
@@ -26,7 +31,7 @@ class Handle(Protocol):
     def place(self, resources: Any) -> None: ...
 
 
-HandleFactory = Callable[[Any], Handle]
+HandleFactory = Callable[[Any], Any]  # a module gets a ModuleHandle, an observation a Handle
 _factory: HandleFactory | None = None
 
 
@@ -36,8 +41,9 @@ def use_driver(factory: HandleFactory) -> None:
     _factory = factory
 
 
-def attach(item: Any) -> Handle:
-    """The handle of a newly built module or observation: numbered in creation order."""
+def attach(item: Any) -> Any:
+    """The handle of a newly built module (a `ModuleHandle`) or observation (a `Handle`),
+    numbered in creation order."""
     if _factory is None:
         raise SerketError(
             f"{type(item).__name__}: no driver session to attach to; import runtime first"
