@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from actors import mixture, mixture_gibbs
 from runtime import Module, ModuleError, Resources, Update, UpdateContext
-from runtime.metrics import classification_scores
+from runtime.metrics import classification_scores, contingency_table, scores_from_table
 
 ALGORITHMS = ("gibbs", "em")
 DEFAULT_ITERATIONS = {"gibbs": 50, "em": 100}  # itr when not given, per algorithm
@@ -38,10 +38,15 @@ class GMM(Module):
     it. More BLAS threads in one chain only contend at tutorial sizes (measured: 0.5 s vs
     2.6 s per update on 2 cores); parallel chains pay off from tens of thousands of
     elements (README, bench-gmm).
+    shards: actors the elements are split over. Each computes its elements' share of
+    every class's count, sum and scatter; the shards sum them (all-reduce) and all hold
+    the same parameters; each classifies its own elements. Sharded EM gives unsharded
+    EM's result (to rounding); sharded Gibbs samples the same posterior.
     """
 
     kind = "gmm"
     resources = Resources(num_cpus=1)
+    supports_shards = True
 
     def __init__(
         self,
@@ -54,9 +59,10 @@ class GMM(Module):
         reg_covar: float = 1e-6,
         seed: int = 0,
         num_threads: int = 1,
+        shards: int = 1,
         name: str | None = None,
     ) -> None:
-        super().__init__(name, resources=Resources(num_cpus=num_threads))
+        super().__init__(name, resources=Resources(num_cpus=num_threads), shards=shards)
         if algorithm not in ALGORITHMS:
             raise ModuleError(
                 self.full_name, f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}"
@@ -98,20 +104,27 @@ class GMM(Module):
     ) -> Update:
         z = np.asarray(latents, dtype=np.float64)
         log_prior = None if backward is None else self._log_prior(backward, len(z))
+        shard = ctx.shard if ctx.sharded else None
         starts = [
-            mixture.kmeans_responsibilities(z, self.K, self.seed + 1000 * ctx.round + i)
+            mixture.kmeans_responsibilities(
+                z, self.K, self.seed + 1000 * ctx.round + i, shard, ctx.allreduce
+            )
             for i in range(self.n_init)
         ]
         if self.params_ is not None:
-            starts.append(mixture.e_step(z, self.params_, log_prior)[0])
-        fits = self._fit_chains(z, starts, log_prior, ctx.round)
+            starts.append(mixture.e_step(z, self.params_, log_prior, ctx.allreduce)[0])
+        fits = self._fit_chains(z, starts, log_prior, ctx)
         best = max(fits, key=lambda f: f.log_likelihood)
         self.params_ = best.params
+        category = self.category
+        if category is not None and ctx.sharded:
+            category = np.asarray(category)[ctx.shard.start : ctx.shard.stop]
         return self._result(
             best.responsibilities,
-            self.category,
+            category,
             "learn",
             {"log_likelihood": best.log_likelihood, "iterations": best.iterations},
+            ctx,
             {"gmm_params.npz": self.state()},
         )
 
@@ -120,7 +133,7 @@ class GMM(Module):
         z: np.ndarray,
         starts: list[np.ndarray],
         log_prior: np.ndarray | None,
-        round_: int,
+        ctx: UpdateContext,
     ) -> list[mixture.MixtureFit]:
         """One fit per start, `num_threads` at a time: numpy releases the GIL in the
         products and element-wise passes that take a fit's time. Each chain draws from its
@@ -129,22 +142,35 @@ class GMM(Module):
         With one thread (the default) they run in this thread: with a one-worker pool,
         one of four Ray runs of the tutorial ended on another GMM solution (cause not
         pinned: rounding that depends on where a thread's arrays land is the suspect);
-        in this thread ten of ten repeated bit for bit.
+        in this thread ten of ten repeated bit for bit. Sharded, the chains run one after
+        another: the shards' collectives must come in the same order on every shard.
         """
+        reduce = ctx.allreduce
         if self.algorithm == "em":
 
             def fit(chain: int, start: np.ndarray) -> mixture.MixtureFit:
                 return mixture.fit(
-                    z, start, log_prior, max_iter=self.itr, tol=self.tol, reg_covar=self.reg_covar
-                )
+                    z, start, log_prior, max_iter=self.itr, tol=self.tol,
+                    reg_covar=self.reg_covar, reduce=reduce,
+                )  # fmt: skip
         else:
-            data = mixture_gibbs.GibbsData.of(z)  # shared by the chains
+            data = mixture_gibbs.GibbsData.of(z, reduce=reduce if ctx.sharded else None)
 
             def fit(chain: int, start: np.ndarray) -> mixture.MixtureFit:
-                rng = np.random.default_rng([self.seed, round_, chain])
-                return mixture_gibbs.sample(data, start, log_prior, sweeps=self.itr, rng=rng)
+                rng = np.random.default_rng([self.seed, ctx.round, chain])
+                # Sharded: the parameters from `rng`, alike on every shard; each shard's
+                # elements from a stream of its own.
+                elements = (
+                    np.random.default_rng([self.seed, ctx.round, chain, 1 + ctx.shard.index])
+                    if ctx.sharded
+                    else None
+                )
+                return mixture_gibbs.sample(
+                    data, start, log_prior, sweeps=self.itr, rng=rng, reduce=reduce,
+                    element_rng=elements,
+                )  # fmt: skip
 
-        workers = min(self.num_threads, len(starts))
+        workers = 1 if ctx.sharded else min(self.num_threads, len(starts))
         if workers == 1:  # in this thread: a Ray actor's runs then repeat bit for bit
             return [fit(chain, start) for chain, start in enumerate(starts)]
         with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:
@@ -159,9 +185,11 @@ class GMM(Module):
         z = np.asarray(inputs[0], dtype=np.float64)
         log_prior = None if backward is None else self._log_prior(backward, len(z))
         with threadpool_limits(self.num_threads):
-            responsibilities, log_likelihood = mixture.e_step(z, self.params_, log_prior)
+            responsibilities, log_likelihood = mixture.e_step(
+                z, self.params_, log_prior, ctx.allreduce
+            )
         return self._result(
-            responsibilities, ctx.category, "recog", {"log_likelihood": log_likelihood}
+            responsibilities, ctx.category, "recog", {"log_likelihood": log_likelihood}, ctx
         )
 
     def _result(
@@ -170,22 +198,18 @@ class GMM(Module):
         category: np.ndarray | Sequence[int] | None,
         mode: str,
         metrics: dict[str, float],
+        ctx: UpdateContext,
         extra_files: Mapping[str, object] | None = None,
     ) -> Update:
         """Messages, files (``class_<mode>.txt``, ...) and scores of a classification."""
         assert self.params_ is not None
         classes = responsibilities.argmax(axis=1)
         class_means = self.params_.means[classes].astype(np.float32)  # (N, d)
-        files: dict[str, object] = {
-            f"class_{mode}.txt": classes,
-            f"Pdz_{mode}.txt": responsibilities,
-            f"mu_{mode}.txt": class_means,
-            **(extra_files or {}),
-        }
+        files: dict[str, object] = dict(extra_files or {})
         if category is not None:
             if len(category) != len(classes):
                 raise ValueError(f"category has {len(category)} labels for {len(classes)} elements")
-            scores = classification_scores(np.asarray(category), classes)
+            scores = self._scores(np.asarray(category), classes, ctx)
             files[f"acc_{mode}.txt"] = scores["acc"]
             metrics.update(scores)
         return Update(
@@ -193,7 +217,25 @@ class GMM(Module):
             backward=[class_means],
             files=files,
             metrics=metrics,
+            rows={
+                f"class_{mode}.txt": classes,
+                f"Pdz_{mode}.txt": responsibilities,
+                f"mu_{mode}.txt": class_means,
+            },
         )
+
+    def _scores(self, labels: np.ndarray, classes: np.ndarray, ctx: UpdateContext) -> dict:
+        """Scores against true labels; sharded, from the contingency table summed over
+        shards (the largest label first, each shard's in a slot of its own)."""
+        if not ctx.sharded:
+            return classification_scores(labels, classes)
+        if labels.size and (labels.min() < 0 or not np.issubdtype(labels.dtype, np.integer)):
+            raise ValueError("a sharded module's category must be labels 0, 1, 2, ...")
+        largest = np.zeros(ctx.shard.count)
+        largest[ctx.shard.index] = labels.max(initial=0)
+        n_labels = int(ctx.allreduce({"largest": largest})["largest"].max()) + 1
+        table = contingency_table(labels, classes, (n_labels, self.K))
+        return scores_from_table(ctx.allreduce({"table": table})["table"])
 
     def _log_prior(self, prior: np.ndarray, n: int) -> np.ndarray:
         if prior.shape != (n, self.K):

@@ -9,12 +9,19 @@ k-means (k-means++ seeding).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 from sklearn.cluster import KMeans
+
+from runtime.module import Shard, Solo
+
+# Sums over a sharded module's shards (`UpdateContext.allreduce`); alone, its own arrays.
+Reduce = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
+ALONE: Reduce = Solo().allreduce
 
 
 @dataclass(frozen=True)
@@ -75,26 +82,42 @@ def log_gaussian_by_precision(
     return np.concatenate(blocks)
 
 
-def m_step(z: np.ndarray, responsibilities: np.ndarray, reg_covar: float) -> MixtureParams:
+def m_step(
+    z: np.ndarray, responsibilities: np.ndarray, reg_covar: float, reduce: Reduce = ALONE
+) -> MixtureParams:
+    """Parameters from responsibilities; `reduce` sums each class's count, sum and
+    second moment (K x (1 + d + d^2) numbers) over shards."""
     d = z.shape[1]
-    counts = responsibilities.sum(axis=0) + 10 * np.finfo(float).eps  # (K,)
-    means = responsibilities.T @ z / counts[:, None]  # (K, d)
     # E[z z^T] per class, one weighted matrix product each: memory N x d, not N x d^2.
-    second_moment = np.stack([(z * r[:, None]).T @ z for r in responsibilities.T])
-    covariances = second_moment / counts[:, None, None] - means[:, :, None] * means[:, None, :]
+    stats = reduce(
+        {
+            "counts": responsibilities.sum(axis=0),
+            "sums": responsibilities.T @ z,
+            "second": np.stack([(z * r[:, None]).T @ z for r in responsibilities.T]),
+        }
+    )
+    counts = stats["counts"] + 10 * np.finfo(float).eps  # (K,)
+    means = stats["sums"] / counts[:, None]  # (K, d)
+    covariances = stats["second"] / counts[:, None, None] - means[:, :, None] * means[:, None, :]
     covariances += reg_covar * np.eye(d)
     return MixtureParams(counts / counts.sum(), means, covariances)
 
 
+def mean_over_elements(values: np.ndarray, reduce: Reduce = ALONE) -> float:
+    """The mean of per-element values over every shard's elements."""
+    total = reduce({"sum": values.sum(), "count": np.array(values.size)})
+    return float(total["sum"] / total["count"])
+
+
 def e_step(
-    z: np.ndarray, params: MixtureParams, log_prior: np.ndarray | None
+    z: np.ndarray, params: MixtureParams, log_prior: np.ndarray | None, reduce: Reduce = ALONE
 ) -> tuple[np.ndarray, float]:
-    """Responsibilities (N, K) and the mean log-likelihood per element."""
+    """Responsibilities (N, K) and the mean log-likelihood per element (over shards)."""
     joint = log_gaussian(z, params.means, params.covariances) + np.log(params.weights)
     if log_prior is not None:
         joint += log_prior
     norm = logsumexp(joint, axis=1, keepdims=True)
-    return np.exp(joint - norm), float(norm.mean())
+    return np.exp(joint - norm), mean_over_elements(norm, reduce)
 
 
 def fit(
@@ -105,20 +128,53 @@ def fit(
     max_iter: int,
     tol: float,
     reg_covar: float,
+    reduce: Reduce = ALONE,
 ) -> MixtureFit:
     """EM from initial responsibilities until the log-likelihood gains less than `tol`."""
     responsibilities = initial
     previous = -np.inf
     for iteration in range(1, max_iter + 1):
-        params = m_step(z, responsibilities, reg_covar)
-        responsibilities, log_likelihood = e_step(z, params, log_prior)
+        params = m_step(z, responsibilities, reg_covar, reduce)
+        responsibilities, log_likelihood = e_step(z, params, log_prior, reduce)
         if abs(log_likelihood - previous) < tol:
             return MixtureFit(params, responsibilities, log_likelihood, iteration)
         previous = log_likelihood
     return MixtureFit(params, responsibilities, log_likelihood, max_iter)
 
 
-def kmeans_responsibilities(z: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
-    """Hard responsibilities from one k-means++ seeded k-means run: (N, K)."""
-    labels = KMeans(n_classes, init="k-means++", n_init=1, random_state=seed).fit_predict(z)
+KMEANS_SAMPLE = 100_000  # elements k-means starts from: all of them up to this many
+
+
+def kmeans_responsibilities(
+    z: np.ndarray,
+    n_classes: int,
+    seed: int,
+    shard: Shard | None = None,
+    reduce: Reduce = ALONE,
+) -> np.ndarray:
+    """Hard responsibilities (N, K) of this shard's elements from one k-means++ seeded
+    k-means run.
+
+    Up to `KMEANS_SAMPLE` elements k-means runs on all of them; beyond, on that many
+    drawn at random (seeded): the start then costs the same at any N. The rows it runs
+    on are gathered from the shards (a sum of zero-padded rows), so every shard runs the
+    same k-means and the starts do not depend on the shard count.
+    """
+    shard = shard or Shard(0, 1, 0, len(z), len(z))
+    if shard.count == 1 and shard.total <= KMEANS_SAMPLE:  # on z itself, no gathering
+        labels = KMeans(n_classes, init="k-means++", n_init=1, random_state=seed).fit_predict(z)
+        return np.eye(n_classes)[labels]
+    everything = shard.total <= KMEANS_SAMPLE
+    chosen = (
+        np.arange(shard.total)
+        if everything
+        else np.sort(np.random.default_rng(seed).choice(shard.total, KMEANS_SAMPLE, replace=False))
+    )
+    mine = (chosen >= shard.start) & (chosen < shard.stop)
+    sample = np.zeros((len(chosen), z.shape[1]))
+    sample[mine] = z[chosen[mine] - shard.start]
+    sample = reduce({"rows": sample})["rows"]
+    kmeans = KMeans(n_classes, init="k-means++", n_init=1, random_state=seed).fit(sample)
+    # All rows: the fitted labels, as unsharded k-means gives them.
+    labels = kmeans.labels_[shard.start : shard.stop] if everything else kmeans.predict(z)
     return np.eye(n_classes)[labels]

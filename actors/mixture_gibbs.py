@@ -30,7 +30,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from actors.mixture import ROWS_PER_BLOCK, MixtureFit, MixtureParams, precision_factors
+from actors.mixture import (
+    ALONE,
+    ROWS_PER_BLOCK,
+    MixtureFit,
+    MixtureParams,
+    Reduce,
+    mean_over_elements,
+    precision_factors,
+)
 
 
 @dataclass(frozen=True)
@@ -43,11 +51,25 @@ class GaussWishartPrior:
 
     @classmethod
     def weak(
-        cls, z: np.ndarray, mean_precision: float = 1.0, concentration: float = 1.0
+        cls,
+        z: np.ndarray,
+        mean_precision: float = 1.0,
+        concentration: float = 1.0,
+        reduce: Reduce | None = None,
     ) -> GaussWishartPrior:
+        """From the data's mean and covariance: z's own, or over every shard's elements
+        when `reduce` sums over shards (two passes: the mean, then the centred scatter)."""
         d = z.shape[1]
-        covariance = np.cov(z, rowvar=False).reshape(d, d) + 1e-6 * np.eye(d)
-        return cls(z.mean(axis=0), mean_precision, float(d), d * covariance, concentration)
+        if reduce is None:
+            mean, covariance = z.mean(axis=0), np.cov(z, rowvar=False).reshape(d, d)
+        else:
+            totals = reduce({"sum": z.sum(axis=0), "count": np.array(len(z))})
+            mean = totals["sum"] / totals["count"]
+            centred = z - mean
+            scatter = reduce({"scatter": centred.T @ centred})["scatter"]
+            covariance = scatter / (totals["count"] - 1)
+        covariance = covariance + 1e-6 * np.eye(d)
+        return cls(mean, mean_precision, float(d), d * covariance, concentration)
 
 
 def quadratic_features(z: np.ndarray) -> np.ndarray:
@@ -81,9 +103,15 @@ class ClassStatistics:
 
 
 def class_statistics(
-    features: np.ndarray, classes: np.ndarray, n_classes: int, rows_per_block: int = ROWS_PER_BLOCK
+    features: np.ndarray,
+    classes: np.ndarray,
+    n_classes: int,
+    rows_per_block: int = ROWS_PER_BLOCK,
+    reduce: Reduce = ALONE,
 ) -> ClassStatistics:
-    """Sufficient statistics of hard classes from `quadratic_features`, in float64.
+    """Sufficient statistics of hard classes from `quadratic_features`, in float64,
+    summed over shards by `reduce` (the K x (1 + d + d(d+1)/2) numbers Spark's
+    GaussianMixture aggregates too).
 
     One matrix product with the classes' indicator per block of `rows_per_block`
     elements; the blocks' float32 sums are added in float64, so rounding does not grow
@@ -97,11 +125,13 @@ def class_statistics(
         indicator = np.zeros((n_classes, len(block)), dtype=np.float32)
         indicator[block, np.arange(len(block))] = 1.0
         totals += features[:, start : start + rows_per_block] @ indicator.T
+    counts = np.bincount(classes, minlength=n_classes).astype(float)  # exact at any N
+    summed = reduce({"totals": totals, "counts": counts})
+    totals, counts = summed["totals"], summed["counts"]
     upper = np.triu_indices(d)
     second = np.zeros((n_classes, d, d))
     second[:, upper[0], upper[1]] = totals[: len(upper[0])].T
     second = second + np.triu(second, k=1).transpose(0, 2, 1)
-    counts = np.bincount(classes, minlength=n_classes).astype(float)  # exact at any N
     return ClassStatistics(counts, totals[len(upper[0]) : -1].T, second)
 
 
@@ -193,8 +223,11 @@ class GibbsData:
     origin: np.ndarray  # (d,): the prior's mean in z's own frame
 
     @classmethod
-    def of(cls, z: np.ndarray, prior: GaussWishartPrior | None = None) -> GibbsData:
-        prior = prior or GaussWishartPrior.weak(z)
+    def of(
+        cls, z: np.ndarray, prior: GaussWishartPrior | None = None, reduce: Reduce | None = None
+    ) -> GibbsData:
+        """reduce: sums over shards, for the prior from every shard's elements."""
+        prior = prior or GaussWishartPrior.weak(z, reduce=reduce)
         centred = dataclasses.replace(prior, mean=np.zeros_like(prior.mean))
         return cls(quadratic_features(z - prior.mean), centred, prior.mean)
 
@@ -206,26 +239,38 @@ def sample(
     *,
     sweeps: int,
     rng: np.random.Generator,
+    reduce: Reduce = ALONE,
+    element_rng: np.random.Generator | None = None,
 ) -> MixtureFit:
     """`sweeps` blocked Gibbs sweeps from initial responsibilities (N, K).
 
     `data` is `GibbsData.of(z)`, shared by the chains of an update. The result summarises
     the last sample: the posterior mean of the parameters given its classes, and
     P(class | z) under that mean (with the class prior from above), in float32 as sent.
+
+    Sharded (Chang and Fisher's argument: the blocked sampler keeps its stationary
+    distribution): `reduce` sums the class statistics over shards, every shard draws the
+    same parameters from `rng` (seeded alike on all), and each draws its own elements'
+    classes from its own `element_rng` (default: `rng`, unsharded).
     """
+    element_rng = element_rng or rng
     n_classes = initial.shape[1]
     classes = initial.argmax(axis=1)
     log_prior_by_class = None if log_prior is None else log_prior.T.astype(np.float32)  # (K, N)
+
+    def statistics() -> ClassStatistics:
+        return class_statistics(data.features, classes, n_classes, reduce=reduce)
+
     for _ in range(sweeps):
-        post = posterior(class_statistics(data.features, classes, n_classes), data.prior)
+        post = posterior(statistics(), data.prior)
         log_weights, means, precision_cholesky = draw_parameters(post, data.prior, rng)
         joint = _log_joint(data, log_weights, means, precision_cholesky, log_prior_by_class)
         # Every element's class at once, by inverting its cumulative distribution.
         probabilities = np.exp(joint - joint.max(axis=0))
         cumulative = np.cumsum(probabilities, axis=0)
-        uniform = rng.random(len(classes), dtype=np.float32) * cumulative[-1]
+        uniform = element_rng.random(len(classes), dtype=np.float32) * cumulative[-1]
         classes = np.minimum((cumulative < uniform).sum(axis=0), n_classes - 1)
-    post = posterior(class_statistics(data.features, classes, n_classes), data.prior)
+    post = posterior(statistics(), data.prior)
     centred = posterior_mean(post, data.prior)
     joint = _log_joint(
         data,
@@ -236,7 +281,7 @@ def sample(
     )
     norm = logsumexp(joint, axis=0)
     summary = dataclasses.replace(centred, means=centred.means + data.origin)
-    return MixtureFit(summary, np.exp(joint - norm).T, float(norm.mean()), sweeps)
+    return MixtureFit(summary, np.exp(joint - norm).T, mean_over_elements(norm, reduce), sweeps)
 
 
 def _log_joint(

@@ -30,14 +30,29 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 # The names `file_name` gives, and their temporaries: the only files the store deletes,
 # so a checkpoint folder shared with other files is safe.
-_OWN_FILE = re.compile(r".+\.r\d{4}\.(state\.npz|forward\.msgpack|to\..+\.msgpack)(\.tmp)?")
+_OWN_FILE = re.compile(
+    r"(?P<module>.+)\.r(?P<round>\d{4})\.(s\d{4}\.)?"
+    r"(state\.npz|forward\.msgpack|to\..+\.msgpack)(\.tmp)?"
+)
 
 
-def file_name(module: str, round_: int, what: str) -> str:
+def file_name(module: str, round_: int, what: str, shard: int | None = None) -> str:
     """A checkpoint file's name; `what` is "state.npz", "forward.msgpack" or
-    "to.<receiver>.msgpack" (a backward message). Unique per module and round, so a new
-    file never overwrites the committed one it replaces."""
-    return f"{module}.r{round_:04d}.{what}"
+    "to.<receiver>.msgpack" (a backward message); `shard`: a sharded module's part. Unique
+    per module, round and shard, so a new file never overwrites the committed one it
+    replaces."""
+    part = "" if shard is None else f"s{shard:04d}."
+    return f"{module}.r{round_:04d}.{part}{what}"
+
+
+def referenced_files(value: Any) -> list[str]:
+    """The file names a manifest entry holds: a name, or a sharded module's parts (lists
+    of names, or of parts with a "file")."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [value["file"]] if "file" in value else []
+    return [name for item in value for name in referenced_files(item)]
 
 
 def fingerprint(data: codec.Wire) -> str:
@@ -69,6 +84,16 @@ class Manifest:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _ahead(name: str, manifest: Manifest) -> bool:
+    """Whether a file is of a round after the manifest's: a shard's part of an update
+    whose commit is still to come (write-behind, or a module's first), not a stale file."""
+    match = _OWN_FILE.fullmatch(name)
+    if match is None:
+        return False
+    entry = manifest.modules.get(match["module"])
+    return entry is None or int(match["round"]) > entry["rounds"]
+
+
 def _write_atomic(path: Path, data: codec.Wire) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_bytes(data)
@@ -98,11 +123,11 @@ class CheckpointStore:
             _write_atomic(self.root / name, data)
         document = {"version": FORMAT_VERSION, **manifest.__dict__}
         _write_atomic(self.root / MANIFEST, json.dumps(document, indent=1).encode())
-        referenced = {*manifest.backward.values()}
+        referenced = set(referenced_files(list(manifest.backward.values())))
         for entry in manifest.modules.values():
-            referenced.update((entry["state"], entry["forward"]))
+            referenced.update(referenced_files([entry["state"], entry["forward"]]))
         for stale in self._own_files():
-            if stale.name not in referenced:
+            if stale.name not in referenced and not _ahead(stale.name, manifest):
                 stale.unlink(missing_ok=True)
 
     def clear(self) -> None:
@@ -118,6 +143,14 @@ class CheckpointStore:
         if not self.root.is_dir():
             return []
         return [p for p in self.root.iterdir() if p.is_file() and _OWN_FILE.fullmatch(p.name)]
+
+    def write_part(self, name: str, data: codec.Wire) -> None:
+        """One file of a checkpoint not yet committed (a shard writes its own)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.root / name, data)
+
+    def path(self, name: str) -> str:
+        return str(self.root / name)
 
     def read(self, name: str) -> bytes:
         try:

@@ -11,6 +11,11 @@ the next update runs.
 
 A module actor that dies (killed, out of memory, node lost) is started again from the
 last checkpoint and its interrupted update runs again, up to `max_restarts` times.
+
+A sharded module runs as a `ShardGroup`. Its messages are parts (`runtime.parts`), one
+per shard, routed by reference: the coordinator never fetches them. Its shards write
+their own results and checkpoint parts; the coordinator links the round's files and
+commits the manifest that names the parts.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ from typing import Any, TypeVar
 
 import ray
 
-from runtime import cluster, codec
+from runtime import cluster, codec, parts
 from runtime.checkpoint import CheckpointStore, Manifest, digest, file_name, state_bytes
 from runtime.errors import ActorLost, CallTimeout, CheckpointError, ModuleError
 from runtime.host import ModuleHost
 from runtime.output import PLACEMENTS, RECOGNITION, ResultWriter
+from runtime.shard_files import Storage
+from runtime.shard_group import ShardGroup
 from runtime.write_queue import WriteQueue
 
 T = TypeVar("T")
@@ -45,6 +52,11 @@ class _Entry:
     options: dict[str, Any] = field(default_factory=dict)
     ready: list[Any] = field(default_factory=list)  # start-up calls: resolve once it is up
     placement: dict[str, Any] | None = None
+    group: ShardGroup | None = None  # a sharded module's actors (then `actor` is None)
+
+    @property
+    def shards(self) -> int:
+        return int(self.spec.get("shards", 1))
 
 
 def _ray_options(resources: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +89,7 @@ class Coordinator:
         self._writer = ResultWriter(Path(output_root), keep_rounds)
         self._writes = WriteQueue()
         self._store = CheckpointStore(Path(checkpoint_dir))
+        self._storage = Storage(output_root, checkpoint_dir)
         self._resuming = resume
         self._manifest = self._store.load() if resume else Manifest()
         self._update_timeout_s = update_timeout_s
@@ -95,7 +108,8 @@ class Coordinator:
     def add_observation(
         self, name: str, message: list[Any], shape: list[int], digests: list[str]
     ) -> None:
-        """digests: the data's digest, then any older form a checkpoint may hold instead."""
+        """message: [a reference to the encoded data], or the data's parts (files);
+        digests: the data's digest, then any older form a checkpoint may hold instead."""
         self._check_new(name)
         if self._resuming and self._manifest.observations.get(name) not in digests:
             raise CheckpointError(
@@ -107,7 +121,7 @@ class Coordinator:
         self._manifest.observations[name] = digests[0]
         self._observations.add(name)
         self._shapes[name] = shape
-        self._forward[name] = message[0]
+        self._forward[name] = message if isinstance(message[0], dict) else message[0]
 
     def add_module(self, spec_bytes: bytes) -> int:
         """Start the module's actor; returns its rounds already done (from a checkpoint)."""
@@ -134,7 +148,10 @@ class Coordinator:
             if name in self._manifest.backward:
                 self._backward[name] = self._put_saved(self._manifest.backward[name])
         if self._fixed_cluster:
-            self._check_capacity(name, _ray_options(spec["resources"]))
+            options = _ray_options(spec["resources"])
+            self._check_capacity(name, {**options, "num_cpus": options["num_cpus"] * entry.shards})
+        if entry.shards > 1:
+            entry.group = self._new_group(entry)
         self._start_actor(entry)
         self._modules[name] = entry
         self._shapes[name] = spec["output_shape"]
@@ -155,28 +172,55 @@ class Coordinator:
                 f"or resources), or start Ray with more (srk.init(num_cpus=...), --num-cpus)",
             )
 
-    def _start_actor(self, entry: _Entry) -> None:
-        """A fresh actor for the module, restored from its last checkpoint if it has one."""
+    def _host_arguments(self, entry: _Entry) -> dict[str, Any]:
         spec = entry.spec
         inputs = [
             {"name": i, "is_module": i in self._modules, "shape": self._shapes[i]}
             for i in spec["inputs"]
         ]
-        entry.options = _ray_options(spec["resources"])
+        return {
+            "name": entry.name,
+            "class_path": spec["class_path"],
+            "params": codec.pack(spec["params"]),
+            "inputs": inputs,
+            "output_shape": spec["output_shape"],
+            "board": self._board,
+        }
+
+    def _new_group(self, entry: _Entry) -> ShardGroup:
+        """A sharded module's group, its shard i beside shard i of an input module with
+        as many shards (element-wise messages between them then stay within a node)."""
+        companion = next(
+            (
+                self._modules[i].group
+                for i in entry.spec["inputs"]
+                if i in self._modules and self._modules[i].shards == entry.shards
+            ),
+            None,
+        )
+        entry.options = _ray_options(entry.spec["resources"])
+        return ShardGroup(
+            entry.name,
+            entry.shards,
+            self._host_arguments(entry),
+            entry.options,
+            self._storage,
+            companion_nodes=None if companion is None else companion.node_ids(),
+        )
+
+    def _start_actor(self, entry: _Entry) -> None:
+        """A fresh actor for the module, restored from its last checkpoint if it has one."""
+        saved = self._manifest.modules.get(entry.name)
+        if entry.group is not None:
+            entry.group.start(None if saved is None else saved["state"], self._start_timeout_s)
+            return
+        entry.options = _ray_options(entry.spec["resources"])
         entry.actor = (
             ray.remote(ModuleHost)
             .options(max_restarts=0, **entry.options)
-            .remote(
-                entry.name,
-                spec["class_path"],
-                codec.pack(spec["params"]),
-                inputs,
-                spec["output_shape"],
-                self._board,
-            )
+            .remote(**self._host_arguments(entry))
         )
         entry.ready = []
-        saved = self._manifest.modules.get(entry.name)
         if saved is not None:
             state = codec.pack(self._store.read_state(saved["state"]))
             entry.ready.append(entry.actor.load_state.remote(state))
@@ -184,7 +228,12 @@ class Coordinator:
         entry.placement = None
 
     def _placement(self, entry: _Entry) -> dict[str, Any]:
-        """Where the actor runs; waits (bounded) for it to start."""
+        """Where the actor (a sharded module's first) runs; waits (bounded) for it to start."""
+        if entry.group is not None:
+            if not entry.group.actors:  # not started yet, or stopped by a failed call
+                self._start_actor(entry)
+            assert entry.group.placements is not None
+            return entry.group.placements[0]
         if entry.placement is None:
             try:
                 started = cluster.wait(
@@ -250,9 +299,15 @@ class Coordinator:
         for receiver, file in self._manifest.backward.items():
             self._backward[receiver] = self._put_saved(file)
 
-    def _put_saved(self, file: str) -> Any:
-        """A checkpointed message, back in the object store; returns its reference."""
-        return ray.put(codec.to_wire(self._store.read(file)))
+    def _put_saved(self, saved: str | list[dict[str, Any]]) -> Any:
+        """A checkpointed message: back in the object store, its reference returned; a
+        sharded module's, as parts its receivers read from the storage themselves."""
+        if isinstance(saved, list):
+            return [
+                {"start": p["start"], "stop": p["stop"], "message": self._store.path(p["file"])}
+                for p in saved
+            ]
+        return ray.put(codec.to_wire(self._store.read(saved)))
 
     def _update_once(self, entry: _Entry) -> bytes:
         name = entry.name
@@ -262,6 +317,8 @@ class Coordinator:
             raise ModuleError(
                 name, f"its input {missing[0]} has sent no forward message yet: update it first"
             )
+        if entry.group is not None:
+            return self._update_sharded(entry)
         round_ = entry.rounds + 1
         began = time.perf_counter()
         inputs = entry.spec["inputs"]
@@ -294,6 +351,91 @@ class Coordinator:
                 else:
                     self._backward[receiver] = ref
         return codec.pack(record)
+
+    def _as_parts(self, message: Any, rows: int) -> list[dict[str, Any]]:
+        """A message as parts (a whole message is one part), for a sharded receiver."""
+        return message if isinstance(message, list) else parts.whole(message, rows)
+
+    def _update_sharded(self, entry: _Entry) -> bytes:
+        """One update of a sharded module: its shards write their results and checkpoint
+        parts; the manifest naming them is committed here (write-behind as any update)."""
+        assert entry.group is not None
+        name, inputs, round_ = entry.name, entry.spec["inputs"], entry.rounds + 1
+        rows = int(self._shapes[inputs[0]][0])
+        backward = self._backward.get(name)
+        args = [
+            round_,
+            None if backward is None else self._as_parts(backward, rows),
+            *(self._as_parts(self._forward[i], rows) for i in inputs),
+        ]
+        began = time.perf_counter()
+        try:
+            reports, messages = entry.group.call(
+                "update", args, 2 + len(inputs), f"update {round_}", self._update_timeout_s
+            )
+        except CallTimeout as timeout:
+            raise ModuleError(name, f"{timeout.problem}; its shard actors were stopped") from None
+        record = self._shards_record(reports, began, entry)
+        ranges = parts.ranges(rows, entry.shards)
+        written = [report["checkpoint"] for report in reports]
+        self._forward[name] = [
+            {"start": a, "stop": b, "ref": refs[0]}
+            for (a, b), refs in zip(ranges, messages, strict=True)
+        ]
+        saved: dict[str, Any] = {
+            "config": entry.config,
+            "rounds": round_,
+            "shards": entry.shards,
+            "state": [w["state"] for w in written],
+            "forward": [
+                {"start": a, "stop": b, "file": w["forward"]}
+                for (a, b), w in zip(ranges, written, strict=True)
+            ],
+        }
+        self._manifest.modules[name] = saved
+        for position, receiver in enumerate(inputs):
+            if receiver not in self._modules:
+                continue
+            if receiver not in written[0]["backward"]:
+                self._backward.pop(receiver, None)
+                self._manifest.backward.pop(receiver, None)
+                continue
+            bounds = list(zip(ranges, messages, written, strict=True))
+            self._backward[receiver] = [
+                {"start": a, "stop": b, "ref": refs[1 + position]} for (a, b), refs, _ in bounds
+            ]
+            self._manifest.backward[receiver] = [
+                {"start": a, "stop": b, "file": w["backward"][receiver]} for (a, b), _, w in bounds
+            ]
+        self._manifest.history.append(record)
+        snapshot = copy.deepcopy(self._manifest)
+        files = [name for report in reports for name in report["files"]]
+
+        def commit() -> None:
+            try:
+                self._writer.link_round(name, round_, files)
+                self._store.commit(snapshot, {})
+                self._writer.write_history(snapshot.history)
+            except OSError as exc:
+                raise ModuleError(
+                    name, f"the results of update {round_} could not be committed: {exc}"
+                ) from None
+
+        self._writes.submit(commit)
+        entry.rounds = round_
+        return codec.pack(record)
+
+    def _shards_record(
+        self, reports: list[dict[str, Any]], began: float, entry: _Entry
+    ) -> dict[str, Any]:
+        """A sharded update's report: shard 0's metrics, the slowest shard's seconds."""
+        assert entry.group is not None and entry.group.placements is not None
+        record = {k: v for k, v in reports[0].items() if k not in ("files", "checkpoint")}
+        record["seconds"] = max(report["seconds"] for report in reports)
+        record["wall_seconds"] = time.perf_counter() - began
+        record["shards"] = entry.shards
+        record["node_ip"] = entry.group.placements[0]["node_ip"]
+        return record
 
     def _write_update(
         self, name: str, round_: int, results: dict[str, Any], commit: Callable[[], None]
@@ -385,6 +527,7 @@ class Coordinator:
                 )
             available.add(name)
         labels = codec.unpack(categories)
+        rows = int(next(iter(shapes.values()))[0])  # the novel data's element count
         backward: dict[str, Any] = {}
         reports = []
         for pass_ in range(1, passes + 1):
@@ -394,7 +537,7 @@ class Coordinator:
                     self._with_restarts(
                         entry,
                         lambda e=entry, p=pass_: self._recognize_once(
-                            e, p, forward, backward, labels.get(e.name)
+                            e, p, forward, backward, labels.get(e.name), rows
                         ),
                     )
                 )
@@ -408,10 +551,13 @@ class Coordinator:
         forward: dict[str, Any],
         backward: dict[str, Any],
         category: Any,
+        rows: int,
     ) -> dict[str, Any]:
         placement = self._placement(entry)
         inputs = entry.spec["inputs"]
         began = time.perf_counter()
+        if entry.group is not None:
+            return self._recognize_sharded(entry, pass_, forward, backward, category, rows)
         refs = entry.actor.recognize.options(num_returns=4 + len(inputs)).remote(
             pass_, backward.get(entry.name), codec.pack(category), *(forward[i] for i in inputs)
         )
@@ -428,10 +574,54 @@ class Coordinator:
                 backward[receiver] = ref
         return record
 
+    def _recognize_sharded(
+        self,
+        entry: _Entry,
+        pass_: int,
+        forward: dict[str, Any],
+        backward: dict[str, Any],
+        category: Any,
+        rows: int,
+    ) -> dict[str, Any]:
+        """Recognition by a sharded module's shards, each over its range of the novel data."""
+        assert entry.group is not None
+        inputs, began = entry.spec["inputs"], time.perf_counter()
+        message = backward.get(entry.name)
+        args = [
+            pass_,
+            None if message is None else self._as_parts(message, rows),
+            codec.pack(category),
+            *(self._as_parts(forward[i], rows) for i in inputs),
+        ]
+        reports, messages = entry.group.call(
+            "recognize", args, 2 + len(inputs), "recognition", self._update_timeout_s
+        )
+        ranges = parts.ranges(rows, entry.shards)
+        forward[entry.name] = [
+            {"start": a, "stop": b, "ref": refs[0]}
+            for (a, b), refs in zip(ranges, messages, strict=True)
+        ]
+        for position, receiver in enumerate(inputs):
+            if receiver in self._modules:
+                backward[receiver] = [
+                    {"start": a, "stop": b, "ref": refs[1 + position]}
+                    for (a, b), refs in zip(ranges, messages, strict=True)
+                ]
+        return self._shards_record(reports, began, entry)
+
     def placements(self) -> bytes:
-        described = [self._placement(entry) for entry in self._modules.values()]
+        described = []
+        for entry in self._modules.values():
+            first = self._placement(entry)
+            described += [first] if entry.group is None else entry.group.placements or []
         self._writer.write_json(PLACEMENTS, described)
         return codec.pack(described)
+
+    def close(self) -> None:
+        """Stop the module actors and release the shard groups' placement groups."""
+        for entry in self._modules.values():
+            if entry.group is not None:
+                entry.group.close()
 
     def status(self) -> bytes:
         """Rounds done per module, actor restarts so far, and this coordinator's process."""

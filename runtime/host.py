@@ -1,4 +1,12 @@
-"""The actor that hosts one module: decodes its messages, runs `learn`, encodes the results."""
+"""The actor that hosts one module (or one shard of it): decodes its messages, runs
+`learn`, encodes the results.
+
+An input arrives either whole (an encoded message Ray resolved for the call) or as parts
+(`runtime.parts`): then this actor reads the rows of its own range from them. A shard of
+a sharded module writes its own element-wise results and its part of the checkpoint to
+the run's storage (`runtime.shard_files`) and returns only a small report and its
+messages' rows: nothing element-wise passes through the coordinator.
+"""
 
 from __future__ import annotations
 
@@ -11,24 +19,29 @@ from typing import Any, Literal
 import numpy as np
 import ray
 
-from runtime import codec, process
+from runtime import codec, parts, process, shard_files
+from runtime.collective import GroupMember, TorchCollective
 from runtime.errors import MessageError, ModuleError, SerketError
-from runtime.module import Module, Progress, Update, UpdateContext, no_progress
+from runtime.module import Module, Progress, Shard, Solo, Update, UpdateContext, no_progress
 from runtime.progress import BoardProgress
 
 Mode = Literal["learn", "recognize"]
 
 
-def _with_rows(shape: Any, rows: int | None) -> tuple[int, ...]:
-    """A declared shape, with its first axis (elements) replaced when `rows` is given."""
-    return tuple(shape) if rows is None else (rows, *tuple(shape)[1:])
+def _with_rows(shape: Any, rows: int) -> tuple[int, ...]:
+    """A declared shape, with its first axis (elements) replaced by `rows`."""
+    return (rows, *tuple(shape)[1:])
 
 
-def _rows(envelope: codec.Envelope) -> int:
+Message = codec.Wire | list[parts.Part]  # an input or backward message, whole or in parts
+
+
+def _element_count(received: tuple[str, Any]) -> int:
     """Novel data's element count: the first axis of its first input."""
-    if not isinstance(envelope.payload, np.ndarray) or envelope.payload.ndim == 0:
-        raise MessageError(f"forward message from {envelope.sender} is not an array")
-    return int(envelope.payload.shape[0])
+    sender, payload = received
+    if not isinstance(payload, np.ndarray) or payload.ndim == 0:
+        raise MessageError(f"forward message from {sender} is not an array")
+    return int(payload.shape[0])
 
 
 def load_module_class(path: str) -> type[Module]:
@@ -52,7 +65,9 @@ class ModuleHost:
     forward message declared at connect time. output_shape: this module's own forward
     shape, which is also the shape of the backward message it may receive. board: the
     session's `ProgressBoard` actor, which the module's progress reports go to (None:
-    progress is not shown).
+    progress is not shown). shard: this actor's index and the module's shard count, and
+    storage: where a sharded module's shards write (`shard_files.Storage` fields); both
+    None for an unsharded module, whose files the coordinator writes.
     """
 
     def __init__(
@@ -63,11 +78,17 @@ class ModuleHost:
         inputs: list[dict[str, Any]],
         output_shape: list[int],
         board: Any = None,
+        shard: dict[str, int] | None = None,
+        storage: dict[str, str] | None = None,
     ) -> None:
         self._name = name
         self._board = board
         self._inputs = inputs
         self._output_shape = tuple(output_shape)
+        self._shard = shard or {"index": 0, "count": 1}
+        self._storage = None if storage is None else shard_files.Storage(**storage)
+        self._group = GroupMember()
+        self._collective = TorchCollective() if self._shard["count"] > 1 else Solo()
         process.keep_freed_memory()
         cls = load_module_class(class_path)
         try:
@@ -78,6 +99,20 @@ class ModuleHost:
     def load_state(self, state: bytes) -> None:
         """Restore the module from a checkpoint (before its next update)."""
         self._module.load_state(codec.unpack(state))
+
+    def load_state_file(self, file: str) -> None:
+        """Restore this shard from its part of the checkpoint, read from the storage."""
+        assert self._storage is not None
+        self._module.load_state(self._storage.read_state(file))
+
+    def open_group(self, timeout_s: float) -> list[Any]:
+        """Shard 0: open a fresh rendezvous for the module's group; returns its address."""
+        host = ray.util.get_node_ip_address()
+        return [host, self._group.open_store(host, self._shard["count"], timeout_s)]
+
+    def join_group(self, host: str, port: int, timeout_s: float) -> None:
+        """Join the module's process group (every shard at once; it returns when all did)."""
+        self._group.join(host, port, self._shard["index"], self._shard["count"], timeout_s)
 
     def describe(self) -> bytes:
         context = ray.get_runtime_context()
@@ -92,15 +127,14 @@ class ModuleHost:
             }
         )
 
-    def update(
-        self, round_: int, backward: codec.Wire | None, *inputs: codec.Wire
-    ) -> tuple[Any, ...]:
+    def update(self, round_: int, backward: Message | None, *inputs: Message) -> tuple[Any, ...]:
         """Returns encoded messages (`codec.pack_wire`): report, files, state, forward
-        message, one backward message per input."""
+        message, one backward message per input. A shard returns only its report (the
+        files and state are written) and its messages: see `shard_files.written`."""
         return self._guarded("learn", round_, backward, inputs, None)
 
     def recognize(
-        self, pass_: int, backward: codec.Wire | None, category: bytes, *inputs: codec.Wire
+        self, pass_: int, backward: Message | None, category: bytes, *inputs: Message
     ) -> tuple[Any, ...]:
         """Recognition of novel data (as many rows as its inputs), learning nothing; same
         returns as `update`, with an empty state."""
@@ -110,8 +144,8 @@ class ModuleHost:
         self,
         mode: Mode,
         round_: int,
-        backward: codec.Wire | None,
-        inputs: tuple[codec.Wire, ...],
+        backward: Message | None,
+        inputs: tuple[Message, ...],
         category: np.ndarray | None,
     ) -> tuple[Any, ...]:
         try:
@@ -124,56 +158,108 @@ class ModuleHost:
             what = f"update {round_}" if mode == "learn" else "recognition"
             raise ModuleError(self._name, f"{what} failed: {type(exc).__name__}: {exc}") from exc
 
-    def _fitting(self, envelope: codec.Envelope, shape: tuple[int, ...]) -> Any:
-        """The envelope's array, if it has the shape this module expects."""
-        kind = envelope.kind
-        got = getattr(envelope.payload, "shape", None)
+    def _payload(self, message: codec.Wire, kind: codec.MessageKind) -> tuple[str, Any]:
+        """A whole encoded message's sender and array."""
+        envelope = codec.decode(message, receiver=self._name, kind=kind)
+        return envelope.sender, envelope.payload
+
+    def _received(
+        self, message: Message, kind: codec.MessageKind, rows: tuple[int, int] | None
+    ) -> tuple[str, Any]:
+        """A message's sender and array: rows start..stop of it when `rows` is given (a
+        shard's range, or all rows of a message in parts), else the whole message."""
+        if not isinstance(message, list):
+            sender, payload = self._payload(message, kind)
+            if rows is None or not isinstance(payload, np.ndarray) or payload.ndim == 0:
+                return sender, payload
+            return sender, payload[rows[0] : rows[1]]
+        if rows is None:
+            rows = (0, message[-1]["stop"])
+
+        def decode(part: parts.Part) -> Any:
+            wire = ray.get(part["ref"]) if "ref" in part else self._read_message(part)
+            return self._payload(wire, kind)[1]
+
+        try:
+            return "its parts", parts.read_rows(message, rows[0], rows[1], decode)
+        except (OSError, ValueError) as exc:
+            raise MessageError(f"{kind} message to {self._name}: {exc}") from None
+
+    def _read_message(self, part: parts.Part) -> bytes:
+        with open(part["message"], "rb") as handle:
+            return handle.read()
+
+    def _fitting(self, sender: str, payload: Any, kind: str, shape: tuple[int, ...]) -> Any:
+        """The message's array, if it has the shape this module expects."""
+        got = getattr(payload, "shape", None)
         if got != shape:
             raise MessageError(
-                f"{kind} message from {envelope.sender} to {self._name} does not fit: "
+                f"{kind} message from {sender} to {self._name} does not fit: "
                 f"array of shape {got}, expected {shape}"
             )
-        return envelope.payload
+        return payload
+
+    def _shard_rows(self, inputs: tuple[Message, ...], mode: Mode) -> tuple[Shard, bool]:
+        """This actor's shard of the call, and whether its rows must be cut from the
+        inputs. Learning covers the rows declared at connect time; recognition covers the
+        novel data, whose element count (the first axis) is its own."""
+        if mode == "learn":
+            total = int(self._inputs[0]["shape"][0])
+        else:
+            first = inputs[0]
+            total = (
+                first[-1]["stop"]
+                if isinstance(first, list)
+                else _element_count(self._payload(first, "forward"))
+            )
+        count = self._shard["count"]
+        start, stop = parts.ranges(total, count)[self._shard["index"]]
+        return Shard(self._shard["index"], count, start, stop, total), count > 1
 
     def _run(
         self,
         mode: Mode,
         round_: int,
-        backward: codec.Wire | None,
-        inputs: tuple[codec.Wire, ...],
+        backward: Message | None,
+        inputs: tuple[Message, ...],
         category: np.ndarray | None,
     ) -> tuple[Any, ...]:
-        # Learning sees the shapes declared at connect time; recognition sees novel data,
-        # whose element count (the first axis) is its own.
-        received = [codec.decode(m, receiver=self._name, kind="forward") for m in inputs]
-        rows = _rows(received[0]) if mode == "recognize" else None
+        shard, cut = self._shard_rows(inputs, mode)
+        rows = (shard.start, shard.stop) if cut else None
+        owned = shard.stop - shard.start
         arrays = [
-            self._fitting(envelope, _with_rows(spec["shape"], rows))
-            for envelope, spec in zip(received, self._inputs, strict=True)
-        ]
-        output_shape = _with_rows(self._output_shape, rows)
+            self._fitting(*self._received(message, "forward", rows), "forward",
+                          _with_rows(spec["shape"], owned))
+            for message, spec in zip(inputs, self._inputs, strict=True)
+        ]  # fmt: skip
+        output_shape = _with_rows(self._output_shape, owned)
         prior = (
             None
             if backward is None
-            else self._fitting(
-                codec.decode(backward, receiver=self._name, kind="backward"), output_shape
-            )
-        )
+            else self._fitting(*self._received(backward, "backward", rows), "backward",
+                               output_shape)
+        )  # fmt: skip
+        if category is not None and cut:
+            category = category[shard.start : shard.stop]
         context = UpdateContext(
             module=self._name,
             round=round_,
             gpu_ids=[int(i) for i in ray.get_gpu_ids()],
             progress=self._progress_factory(round_),
             category=category,
+            shard=shard,
+            collective=self._collective,
         )
         began = time.perf_counter()
         result = getattr(self._module, mode)(arrays, prior, context)
         seconds = time.perf_counter() - began
         # The decoded inputs (the observations: as large as the data) are not needed to
         # encode the results, the step that needs the most memory: let them go first.
-        del received, arrays, prior
+        del arrays, prior
         self._check(result, output_shape)
         try:
+            if self._storage is not None:
+                return self._written(mode, round_, seconds, result)
             return self._encoded(mode, round_, seconds, result)
         except MessageError as exc:
             raise ModuleError(self._name, f"its results cannot be sent: {exc}") from None
@@ -208,11 +294,32 @@ class ModuleHost:
         }
         return (
             codec.pack_wire(report),
-            codec.pack_wire(dict(result.files)),
+            codec.pack_wire({**result.files, **result.rows}),
             codec.pack_wire(self._module.state() if mode == "learn" else {}),
             forward,
             *backward_messages,
         )
+
+    def _written(self, mode: Mode, round_: int, seconds: float, result: Update) -> tuple[Any, ...]:
+        """A shard's results: its files and checkpoint part written to the storage here;
+        returns its report (with the names written) and its messages' rows, encoded."""
+        assert self._storage is not None
+        index = self._shard["index"]
+        report, _files, _state, forward, *backward = self._encoded(
+            mode, round_, seconds, Update(result.forward, result.backward, metrics=result.metrics)
+        )
+        names = self._storage.write_results(
+            self._name, index, round_ if mode == "learn" else None, result.files, result.rows
+        )
+        record = codec.unpack(report)
+        record["files"] = names
+        if mode == "learn":
+            record["checkpoint"] = self._storage.write_checkpoint(
+                self._name, index, round_, self._module.state(), forward,
+                {spec["name"]: message for spec, message in zip(self._inputs, backward,
+                                                                 strict=True)},
+            )  # fmt: skip
+        return (codec.pack_wire(record), forward, *backward)
 
     def _check(self, result: Update, shape: tuple[int, ...]) -> None:
         if not isinstance(result, Update):

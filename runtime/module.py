@@ -68,15 +68,71 @@ def no_progress(_total: int, _description: str) -> Progress:
     return _NoProgress()
 
 
+Arrays = Mapping[str, np.ndarray]
+
+
+class Collective(Protocol):
+    """Collectives over the shards of one module (every shard calls them, in the same
+    order, with arrays of the same names and shapes)."""
+
+    def allreduce(self, arrays: Arrays) -> dict[str, np.ndarray]:
+        """The element-wise sum over shards of each named array, in float64."""
+        ...
+
+    def broadcast(self, arrays: Arrays, root: int = 0) -> dict[str, np.ndarray]:
+        """Shard `root`'s arrays, on every shard (the others' values are ignored)."""
+        ...
+
+
+class Solo:
+    """The collective of a module of one shard: the sums are its own arrays."""
+
+    def allreduce(self, arrays: Arrays) -> dict[str, np.ndarray]:
+        return {name: np.asarray(value, dtype=np.float64) for name, value in arrays.items()}
+
+    def broadcast(self, arrays: Arrays, root: int = 0) -> dict[str, np.ndarray]:
+        return {name: np.asarray(value) for name, value in arrays.items()}
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Which elements one shard of a module owns: rows start..stop of `total`."""
+
+    index: int = 0
+    count: int = 1
+    start: int = 0
+    stop: int = 0
+    total: int = 0
+
+
 @dataclass(frozen=True)
 class UpdateContext:
-    """What the runtime tells a module about the update it runs."""
+    """What the runtime tells a module about the update it runs.
+
+    shard and collective: which elements this actor owns and the collectives over the
+    module's shards. Unsharded, the shard is every element and the collective `Solo`, so
+    a module written with `ctx.allreduce` runs unchanged with one shard or many.
+    """
 
     module: str  # full name, e.g. "module001_vae"
     round: int  # 1 for the module's first update
     gpu_ids: Sequence[int]  # accelerators Ray assigned to this actor (empty on CPU)
     progress: Callable[[int, str], Progress]  # progress(total, description)
     category: np.ndarray | None = None  # recognition only: true labels, for scoring only
+    shard: Shard = Shard()
+    collective: Collective = field(default_factory=Solo)
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard.count > 1
+
+    def allreduce(self, arrays: Arrays) -> dict[str, np.ndarray]:
+        """Sum each named array over the module's shards (float64); see `Collective`."""
+        return self.collective.allreduce(arrays)
+
+    def broadcast(self, arrays: Arrays, root: int = 0) -> dict[str, np.ndarray]:
+        """Shard `root`'s arrays on every shard; see `Collective`."""
+        return self.collective.broadcast(arrays, root)
 
 
 @dataclass
@@ -86,14 +142,21 @@ class Update:
     forward: the message to every module connected above (one row per data element).
     backward: one message per connected input, in connect order (None: nothing to send).
     files: results to write under the module's directory, by file name: ``.txt`` holds
-        an array or a number, ``.npy`` an array, ``.npz`` a dict of arrays.
-    metrics: numbers to report per round (accuracy, loss, ...).
+        an array or a number, ``.npy`` an array, ``.npz`` a dict of arrays. A sharded
+        module's shards hold the same values here: its first shard writes them.
+    rows: element-wise results (one row per element this actor owns), by file name.
+        Unsharded they are written as `files` are (Serket's ``class_learn.txt``); a
+        sharded module's shards each write theirs as ``class_learn.part-0000.npy``, ...
+        (`runtime.output.read_parts` reads them back as one array).
+    metrics: numbers to report per round (accuracy, loss, ...); a sharded module's are
+        its first shard's (compute them from all-reduced sums, so every shard agrees).
     """
 
     forward: np.ndarray
     backward: Sequence[np.ndarray | None] = ()
     files: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
+    rows: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 class Module:
@@ -101,13 +164,28 @@ class Module:
 
     kind: ClassVar[str] = "module"  # default name: the directory is moduleNNN_<name>
     resources: Resources = Resources()  # the class's default; __init__ may set an instance's
+    # Whether learn/recognize are written for shards (they combine what the shards hold
+    # through ctx.allreduce): only such a class may be built with shards > 1.
+    supports_shards: ClassVar[bool] = False
+    shards: int = 1  # actors the module's elements are split over (a constructor parameter)
 
-    def __init__(self, name: str | None = None, resources: Resources | None = None) -> None:
-        """resources: this instance's, where its parameters decide them (a GMM's threads)."""
+    def __init__(
+        self, name: str | None = None, resources: Resources | None = None, shards: int = 1
+    ) -> None:
+        """resources: this instance's, where its parameters decide them (a GMM's threads).
+        shards: how many actors own the module's elements, each a contiguous range."""
         self.name = name or self.kind
         if resources is not None:
             self.resources = resources
+        self.shards = shards
         self._handle: wiring.ModuleHandle = wiring.attach(self)
+        self.require_positive_integers(shards=shards)
+        if shards > 1 and not self.supports_shards:
+            raise ModuleError(
+                self.full_name,
+                f"cannot run as {shards} shards: {type(self).__name__} does not combine its "
+                "shards' statistics (set supports_shards = True once learn uses ctx.allreduce)",
+            )
 
     def require_positive_integers(self, **values: Any) -> None:
         """Constructor check shared by modules: each named value is an integer >= 1."""

@@ -88,8 +88,13 @@ class ResultWriter:
         root.mkdir(parents=True, exist_ok=True)
 
     def write_round(self, module: str, round_: int, files: Mapping[str, Any]) -> None:
+        self.link_round(module, round_, self.write_files(module, files, f"round_{round_:03d}"))
+
+    def link_round(self, module: str, round_: int, names: list[str]) -> None:
+        """Make a round's files (written already, here or by a module's shards) the
+        module's latest, and drop the round folders not kept."""
         module_dir = self.root / module
-        for name in self.write_files(module, files, f"round_{round_:03d}"):
+        for name in names:
             _link_latest(module_dir / f"round_{round_:03d}" / name, module_dir / name)
         if self.keep_rounds is not None:
             self._drop_rounds_before(module_dir, round_ - self.keep_rounds + 1)

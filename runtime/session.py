@@ -8,6 +8,7 @@ comes from a user's script or from the command line.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 import warnings
@@ -183,6 +184,7 @@ class Session:
                 "params": module.get_params(),
                 "inputs": inputs,
                 "output_shape": list(shape),
+                "shards": module.shards,
                 "resources": {
                     "num_cpus": handle.resources.num_cpus,
                     "num_gpus": handle.resources.num_gpus,
@@ -282,6 +284,10 @@ class Session:
             self._unwritten = False
             self.display.close()
             if self._coordinator is not None:
+                # Its shard groups' placement groups, which outlive it otherwise (a
+                # coordinator already gone took its actors with it).
+                with contextlib.suppress(ray.exceptions.RayError):
+                    ray.get(self._coordinator.close.remote(), timeout=10)
                 ray.kill(self._coordinator)
                 self._coordinator = None
             if self._board is not None:

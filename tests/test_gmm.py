@@ -30,7 +30,7 @@ def test_well_separated_blobs_are_classified_almost_perfectly(algorithm):
     assert update.metrics["acc"] > 0.98
     assert update.forward.shape == (400, 4)
     np.testing.assert_allclose(update.forward.sum(axis=1), 1.0, rtol=1e-5)
-    classes = np.asarray(update.files["class_learn.txt"])
+    classes = np.asarray(update.rows["class_learn.txt"])
     # The backward message is, for every element, the mean of its class.
     np.testing.assert_allclose(update.backward[0], gmm.params_.means[classes], rtol=1e-5)
     assert update.backward[0].shape == (400, 6)

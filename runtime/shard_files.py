@@ -1,0 +1,100 @@
+"""What a shard of a sharded module writes itself: its results and its checkpoint part.
+
+A shard writes where the run's storage is (the output and checkpoint folders, which every
+node of a sharded run must see: a shared file system on a real cluster) so that its rows
+never travel to the driver's node. The coordinator then links the round's latest files
+and commits the checkpoint manifest that names the parts.
+
+Element-wise results go as ``<stem>.part-0003.npy`` (one per shard, in shard order):
+`read_parts` reads them back as one array. Values every shard holds alike (a GMM's
+parameters) are written by shard 0 under their own names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime import codec
+from runtime.checkpoint import CheckpointStore, file_name, state_bytes
+from runtime.output import ResultWriter
+
+_PART = re.compile(r"(?P<stem>.+)\.part-(?P<index>\d{4})\.npy")
+
+
+def part_name(name: str, shard: int) -> str:
+    """The file a shard writes an element-wise result `name` to."""
+    return f"{Path(name).stem}.part-{shard:04d}.npy"
+
+
+def read_parts(folder: str | Path, stem: str) -> np.ndarray:
+    """A sharded module's element-wise result (say "class_learn"), its parts in a folder
+    (a round's, or the module's for the latest round), joined in element order."""
+    found = sorted(
+        (int(match["index"]), path)
+        for path in Path(folder).iterdir()
+        if (match := _PART.fullmatch(path.name)) and match["stem"] == stem
+    )
+    if not found:
+        raise FileNotFoundError(f"no parts of {stem} in {folder}")
+    indices = [index for index, _ in found]
+    if indices != list(range(len(found))):
+        raise FileNotFoundError(f"parts of {stem} in {folder} are not 0..{len(found) - 1}")
+    return np.concatenate([np.load(path, allow_pickle=False) for _, path in found])
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The run's output and checkpoint folders, as a shard sees them."""
+
+    output_root: str
+    checkpoint_dir: str
+
+    def write_results(
+        self,
+        module: str,
+        shard: int,
+        round_: int | None,
+        files: Mapping[str, Any],
+        rows: Mapping[str, np.ndarray],
+    ) -> list[str]:
+        """The shard's rows (and shard 0's files) in the round's folder, or beside the
+        module's files for recognition (round_ None); returns the names written."""
+        own = {part_name(name, shard): np.asarray(value) for name, value in rows.items()}
+        if shard == 0:
+            own.update(files)
+        subdir = "" if round_ is None else f"round_{round_:03d}"
+        return ResultWriter(Path(self.output_root)).write_files(module, own, subdir)
+
+    def write_checkpoint(
+        self,
+        module: str,
+        shard: int,
+        round_: int,
+        state: Mapping[str, np.ndarray],
+        forward: codec.Wire,
+        backward: Mapping[str, codec.Wire | None],
+    ) -> dict[str, Any]:
+        """The shard's part of the checkpoint; returns the file names, for the manifest."""
+        store = CheckpointStore(Path(self.checkpoint_dir))
+        names = {
+            "state": file_name(module, round_, "state.npz", shard),
+            "forward": file_name(module, round_, "forward.msgpack", shard),
+            "backward": {},
+        }
+        store.write_part(names["state"], state_bytes(state))
+        store.write_part(names["forward"], forward)
+        for receiver, message in backward.items():
+            if message is not None:
+                name = file_name(module, round_, f"to.{receiver}.msgpack", shard)
+                store.write_part(name, message)
+                names["backward"][receiver] = name
+        return names
+
+    def read_state(self, name: str) -> dict[str, np.ndarray]:
+        return CheckpointStore(Path(self.checkpoint_dir)).read_state(name)
