@@ -14,7 +14,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from actors import mixture, mixture_gibbs
-from runtime import Module, ModuleError, Resources, Update, UpdateContext
+from runtime import Module, ModuleError, Resources, Update, UpdateContext, data_files
 from runtime.metrics import classification_scores, contingency_table, scores_from_table
 
 ALGORITHMS = ("gibbs", "em")
@@ -32,7 +32,8 @@ class GMM(Module):
     previous round's solution too, and keeps the fit of highest likelihood. itr: Gibbs
     sweeps (default 50, where the original samples 100: coupled with the VAE, 50 sweeps
     classified as well in half the time; README), or EM iterations at most (default 100).
-    category: true labels, used only to score (accuracy, NMI, ARI), never to learn.
+    category: true labels, used only to score (accuracy, NMI, ARI), never to learn: an
+    array, or a folder or glob of `.npy` label files (each shard reads its own rows).
     num_threads: how many fits (chains) run at once, each on one BLAS thread; the actor
     reserves that many CPUs. Each chain has its own seed, so the fits do not depend on
     it. More BLAS threads in one chain only contend at tutorial sizes (measured: 0.5 s vs
@@ -53,7 +54,7 @@ class GMM(Module):
         K: int,
         itr: int | None = None,
         algorithm: str = "gibbs",
-        category: Sequence[int] | np.ndarray | None = None,
+        category: Sequence[int] | np.ndarray | str | None = None,
         n_init: int = 3,
         tol: float = 1e-3,
         reg_covar: float = 1e-6,
@@ -77,7 +78,7 @@ class GMM(Module):
         self.seed = seed
         self.num_threads = num_threads
         self.require_positive_integers(K=K, itr=self.itr, n_init=n_init, num_threads=num_threads)
-        if category is not None and np.ndim(category) != 1:
+        if category is not None and not data_files.is_pattern(category) and np.ndim(category) != 1:
             raise ModuleError(
                 self.full_name, f"category must be 1-D labels, got shape {np.shape(category)}"
             )
@@ -89,7 +90,11 @@ class GMM(Module):
         n = input_shapes[0][0]
         if n < self.K:
             raise ValueError(f"cannot split {n} elements into K={self.K} classes (need N >= K)")
-        if self.category is not None and len(self.category) != n:
+        if (
+            self.category is not None
+            and not data_files.is_pattern(self.category)
+            and len(self.category) != n
+        ):
             raise ValueError(f"category has {len(self.category)} labels for {n} elements")
         return (n, self.K)
 
@@ -116,9 +121,7 @@ class GMM(Module):
         fits = self._fit_chains(z, starts, log_prior, ctx)
         best = max(fits, key=lambda f: f.log_likelihood)
         self.params_ = best.params
-        category = self.category
-        if category is not None and ctx.sharded:
-            category = np.asarray(category)[ctx.shard.start : ctx.shard.stop]
+        category = self._own_labels(len(z), ctx)
         return self._result(
             best.responsibilities,
             category,
@@ -223,6 +226,15 @@ class GMM(Module):
                 f"mu_{mode}.txt": class_means,
             },
         )
+
+    def _own_labels(self, n: int, ctx: UpdateContext) -> np.ndarray | None:
+        """The true labels of this actor's elements, if any were given."""
+        if self.category is None:
+            return None
+        start, stop = (ctx.shard.start, ctx.shard.stop) if ctx.sharded else (0, n)
+        if data_files.is_pattern(self.category):
+            return data_files.rows(str(self.category), start, stop)
+        return np.asarray(self.category)[start:stop]
 
     def _scores(self, labels: np.ndarray, classes: np.ndarray, ctx: UpdateContext) -> dict:
         """Scores against true labels; sharded, from the contingency table summed over

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime import wiring
+from runtime import data_files, wiring
 from runtime.errors import DataError
 
 
@@ -34,20 +34,39 @@ def validated_data(data: object, source: str) -> np.ndarray:
 class Observation:
     """Data (elements x features) that modules connect to; it sends the data forward.
 
-    The data is validated here, in the caller's process, and travels to the cluster once,
-    through Ray's object store, however many rounds read it.
+    data: an array, validated here, in the caller's process, which travels to the
+    cluster once, through Ray's object store, however many rounds read it. Or a folder
+    or glob of `.npy` files (rows of one array each, in file-name order): inspected on
+    the cluster when the first module connects, and read by the module actors that use
+    it, each the rows it owns; this process never opens them (`runtime.data_files`).
     """
 
     kind = "obs"
 
     def __init__(self, data: object, name: str | None = None) -> None:
         self.name = name or self.kind
-        self.data = validated_data(data, f"Observation {self.name!r}")
+        self.files: str | None = None
+        self.data: np.ndarray | None = None
+        self._shape: tuple[int, int] | None = None
+        if data_files.is_pattern(data):
+            self.files = str(data)
+        else:
+            self.data = validated_data(data, f"Observation {self.name!r}")
+            self._shape = self.data.shape
         self._handle: wiring.Handle = wiring.attach(self)
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.data.shape
+        """(elements, features); of files, known once the first module connected."""
+        if self._shape is None:
+            raise DataError(
+                f"Observation {self.name!r}", "its files are inspected when a module connects"
+            )
+        return self._shape
+
+    def described(self, shape: tuple[int, int]) -> None:
+        """The shape of its files, as the cluster found it (set by the session)."""
+        self._shape = shape
 
     @property
     def full_name(self) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from runtime import cluster, codec, progress, wiring
+from runtime import cluster, codec, data_inspection, progress, wiring
 from runtime import display as display_module
 from runtime.checkpoint import data_digest, fingerprint
 from runtime.coordinator import Coordinator
@@ -164,13 +164,36 @@ class Session:
         return [ray.put(encoded)], encoded
 
     def register_observation(self, handle: ObservationHandle) -> None:
-        data = handle.observation.data
+        observation = handle.observation
+        if observation.files is not None:
+            self._register_files(handle, observation.files)
+            return
+        data = observation.data
+        assert data is not None
         message, encoded = self._put_data(handle.full_name, data)
         # Checkpoints written before data digests took the values recorded the encoded
         # message's sha256 instead; a resumed run accepts either.
         digests = [data_digest(data), *([fingerprint(encoded)] if self.resume else [])]
         self.call(
             "add_observation", handle.full_name, message, list(data.shape), digests,
+            who=handle.full_name, what="registration", timeout_s=self.start_timeout_s,
+        )  # fmt: skip
+
+    def _register_files(self, handle: ObservationHandle, pattern: str) -> None:
+        """An observation of `.npy` files: inspected on the cluster, sent on as parts
+        (file paths with their rows) that the module actors read themselves."""
+        self.start()
+        described, whole = data_inspection.describe(pattern, handle.full_name)
+        message = [
+            {"start": d["start"], "stop": d["start"] + d["rows"], "npy": d["file"]}
+            for d in described
+        ]
+        shape = (message[-1]["stop"], *described[0]["row_shape"])
+        if len(shape) != 2:
+            raise DataError(handle.full_name, f"rows must be 1-D feature vectors, got {shape}")
+        handle.observation.described(shape)
+        self.call(
+            "add_observation", handle.full_name, message, list(shape), [whole],
             who=handle.full_name, what="registration", timeout_s=self.start_timeout_s,
         )  # fmt: skip
 
