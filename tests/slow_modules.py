@@ -15,8 +15,10 @@ class SlowGMM(GMM):
         seed: int = 0,
         name: str | None = None,
         slow_in: str = "learn",
+        algorithm: str = "gibbs",
+        shards: int = 1,
     ):
-        super().__init__(K, seed=seed, name=name)
+        super().__init__(K, seed=seed, name=name, algorithm=algorithm, shards=shards)
         self.delay = delay
         self.slow_in = slow_in
 

@@ -1,0 +1,271 @@
+"""Sharded modules on a simulated two-node cluster: results, placement, faults, data files.
+
+One Cluster for the file (a head and a worker node, loopback only). A sharded GMM's
+shards are spread over both nodes; sharded EM must give unsharded EM's result, sharded
+Gibbs must repeat for a seed and sample the same posterior; a shard killed or its node
+removed mid-update is restarted from its checkpoint part and the update's result is an
+undisturbed run's.
+"""
+
+import json
+import os
+import signal
+import sys
+import threading
+
+import numpy as np
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+import runtime as srk
+from actors.gmm import GMM
+from runtime.errors import CheckpointError, DataError
+from runtime.shard_files import read_parts
+from tests.conftest import blobs
+from tests.slow_modules import SlowGMM
+
+CENTRES = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    config = {"max_direct_call_object_size": 1024}  # messages live on their sender's node
+    simulated = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 3, "_system_config": config}
+    )
+    worker = simulated.add_node(num_cpus=2)
+    simulated.wait_for_nodes()
+    yield simulated, worker
+    ray.shutdown()
+    simulated.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data():
+    z, labels = blobs(300, CENTRES, 1.0)
+    return z.astype(np.float32), labels
+
+
+def _history(root):
+    return [json.loads(line) for line in (root / "history.jsonl").read_text().splitlines()]
+
+
+def _run(cluster, root, z, labels, rounds=2, **gmm_options):
+    """A GMM (with `gmm_options`) on z for `rounds`; returns its reports and placements."""
+    session = srk.init(root, address=cluster[0].address, display="off")
+    try:
+        obs = srk.Observation(z)
+        module = GMM(3, category=labels, **gmm_options)
+        module.connect(obs)
+        reports = [module.update() for _ in range(rounds)]
+        return reports, session.placements(), module.full_name
+    finally:
+        srk.shutdown()
+
+
+def test_sharded_em_equals_unsharded_em_and_spreads_over_nodes(cluster, data, tmp_path):
+    z, labels = data
+    one, _, name = _run(cluster, tmp_path / "one", z, labels, algorithm="em")
+    two, placed, _ = _run(cluster, tmp_path / "two", z, labels, algorithm="em", shards=2)
+    assert len({p["node_id"] for p in placed}) == 2  # one shard on each node
+    assert [p["shard"] for p in placed] == [0, 1]
+    for a, b in zip(one, two, strict=True):
+        assert a["metrics"]["log_likelihood"] == pytest.approx(b["metrics"]["log_likelihood"])
+        assert a["metrics"]["acc"] == b["metrics"]["acc"]
+    unsharded = np.loadtxt(tmp_path / "one" / name / "Pdz_learn.txt")
+    sharded = read_parts(tmp_path / "two" / name, "Pdz_learn")
+    np.testing.assert_allclose(sharded, unsharded, atol=1e-5)
+    with np.load(tmp_path / "one" / name / "gmm_params.npz") as p1, np.load(
+        tmp_path / "two" / name / "gmm_params.npz"
+    ) as p2:
+        np.testing.assert_allclose(p2["means"], p1["means"], rtol=1e-9)
+    # The driver got small reports only; the rows are in the shards' own files.
+    assert set(two[0]) >= {"metrics", "shards"} and two[0]["shards"] == 2
+    assert sorted(p.name for p in (tmp_path / "two" / name).glob("class_learn.part-*.npy")) == [
+        "class_learn.part-0000.npy", "class_learn.part-0001.npy",
+    ]  # fmt: skip
+
+
+def test_sharded_gibbs_repeats_and_samples_the_same_posterior(cluster, data, tmp_path):
+    z, labels = data
+    first, _, name = _run(cluster, tmp_path / "a", z, labels, shards=2)
+    again, _, _ = _run(cluster, tmp_path / "b", z, labels, shards=2)
+    alone, _, _ = _run(cluster, tmp_path / "c", z, labels)
+    assert first[-1]["metrics"] == again[-1]["metrics"]
+    means = {}
+    for run in ("a", "c"):
+        with np.load(tmp_path / run / name / "gmm_params.npz") as params:
+            means[run] = params["means"][np.lexsort(params["means"].T)]
+    # Same posterior: class means within a few posterior standard deviations
+    # (1 / sqrt(300) per class here).
+    np.testing.assert_allclose(means["a"], means["c"], atol=0.25)
+    assert first[-1]["metrics"]["acc"] == pytest.approx(alone[-1]["metrics"]["acc"], abs=0.02)
+
+
+def _slow_run(cluster, root, z, interrupt=None):
+    """A slow sharded EM GMM, two updates; `interrupt(placements)` runs 1 s into the
+    second (with the placements from before it: the coordinator is busy meanwhile)."""
+    session = srk.init(root, address=cluster[0].address, display="off")
+    try:
+        obs = srk.Observation(z)
+        module = SlowGMM(3, delay=4.0, algorithm="em", shards=2)
+        module.connect(obs)
+        module.update()
+        timer = None
+        if interrupt is not None:
+            timer = threading.Timer(1.0, interrupt, args=(session.placements(),))
+            timer.start()
+        report = module.update()
+        if timer is not None:
+            timer.join()
+        return report, session.status(), session.placements(), module.full_name
+    finally:
+        srk.shutdown()
+
+
+def test_a_shard_killed_mid_update_is_restarted_and_the_result_is_undisturbed(
+    cluster, data, tmp_path
+):
+    z, _ = data
+
+    def kill_shard_1(placements):
+        os.kill(next(p["pid"] for p in placements if p.get("shard") == 1), signal.SIGKILL)
+
+    calm, _, _, name = _slow_run(cluster, tmp_path / "calm", z)
+    hit, status, _, _ = _slow_run(cluster, tmp_path / "hit", z, kill_shard_1)
+    assert status["restarts"] == 1 and hit["round"] == 2
+    assert hit["metrics"]["log_likelihood"] == calm["metrics"]["log_likelihood"]
+    np.testing.assert_array_equal(
+        read_parts(tmp_path / "hit" / name, "class_learn"),
+        read_parts(tmp_path / "calm" / name, "class_learn"),
+    )
+
+
+def test_shards_on_a_removed_node_restart_elsewhere(cluster, data, tmp_path):
+    simulated, _ = cluster
+    simulated.add_node(num_cpus=2)  # so that the nodes left can host both shards
+    simulated.wait_for_nodes()
+    z, _ = data
+    removed = []
+
+    def remove_a_shard_node(placements):
+        shard_nodes = {p["node_id"] for p in placements if "shard" in p}
+        node = next(n for n in simulated.worker_nodes if n.node_id in shard_nodes)
+        removed.append(node.node_id)
+        simulated.remove_node(node)
+
+    report, status, placed, _ = _slow_run(cluster, tmp_path, z, remove_a_shard_node)
+    assert report["round"] == 2 and status["restarts"] >= 1
+    assert removed and removed[0] not in {p["node_id"] for p in placed}
+    assert [(h["module"], h["round"]) for h in _history(tmp_path)][-1][1] == 2
+
+
+def test_a_sharded_run_resumes_and_refuses_another_shard_count(cluster, data, tmp_path):
+    z, labels = data
+    _run(cluster, tmp_path, z, labels, rounds=1, algorithm="em", shards=2)
+    session = srk.init(tmp_path, address=cluster[0].address, resume=True, display="off")
+    try:
+        obs = srk.Observation(z)
+        module = GMM(3, category=labels, algorithm="em", shards=2)
+        module.connect(obs)
+        assert module.rounds_done == 1
+        assert module.update()["round"] == 2
+    finally:
+        srk.shutdown()
+    srk.init(tmp_path, address=cluster[0].address, resume=True, display="off")
+    try:
+        obs = srk.Observation(z)
+        with pytest.raises(CheckpointError, match="differs from the checkpointed"):
+            GMM(3, category=labels, algorithm="em", shards=3).connect(obs)
+    finally:
+        srk.shutdown()
+
+
+def test_sharded_recognition_equals_unsharded(cluster, data, tmp_path):
+    z, labels = data
+    results = {}
+    for shards in (1, 2):
+        root = tmp_path / str(shards)
+        srk.init(root, address=cluster[0].address, display="off")
+        try:
+            obs = srk.Observation(z)
+            module = GMM(3, algorithm="em", shards=shards)
+            module.connect(obs)
+            module.update()
+            reports = srk.recognize({obs: z[:101]}, category={module: labels[:101]})
+        finally:
+            srk.shutdown()
+        folder = root / module.full_name
+        results[shards] = (
+            reports[0]["metrics"],
+            np.loadtxt(folder / "Pdz_recog.txt") if shards == 1 else read_parts(folder, "Pdz_recog"),
+        )
+    assert results[2][1].shape == (101, 3)
+    np.testing.assert_allclose(results[2][1], results[1][1], atol=1e-5)
+    assert results[2][0]["acc"] == results[1][0]["acc"]
+
+
+def test_data_files_are_read_by_the_actors_never_by_the_driver(cluster, data, tmp_path):
+    z, labels = data
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(z)), 3)):
+        np.save(folder / f"z-{i:05d}.npy", z[rows])
+        np.save(folder / f"labels-{i:05d}.npy", labels[rows])
+    opened = []
+    watching = [True]
+
+    def audit(event, args):
+        if watching[0] and event == "open" and str(folder) in str(args[0]):
+            opened.append(str(args[0]))
+
+    sys.addaudithook(audit)  # hooks cannot be removed: it stops watching at the end
+    try:
+        srk.init(tmp_path / "run", address=cluster[0].address, display="off")
+        try:
+            obs = srk.Observation(str(folder / "z-*.npy"))
+            module = GMM(3, algorithm="em", shards=2, category=str(folder / "labels-*.npy"))
+            module.connect(obs)
+            assert obs.shape == z.shape
+            files_report = module.update()
+        finally:
+            srk.shutdown()
+    finally:
+        watching[0] = False
+    assert opened == []
+    (direct,), _, _ = _run(cluster, tmp_path / "direct", z, labels, rounds=1, algorithm="em",
+                           shards=2)  # fmt: skip
+    assert files_report["metrics"]["acc"] == direct["metrics"]["acc"]
+
+
+@pytest.mark.parametrize(
+    ("make_bad", "problem"),
+    [
+        (lambda f: np.save(f / "z-00001.npy", np.zeros((5, 3), np.float32)),
+         r"z-00001.npy has row shape \[3\], but .*z-00000.npy has \[2\]"),
+        (lambda f: np.save(f / "z-00001.npy", np.zeros((5, 2), np.float64)),
+         "z-00001.npy has dtype"),
+        (lambda f: np.save(f / "z-00001.npy", np.zeros((0, 2), np.float32)),
+         "z-00001.npy is empty"),
+        (lambda f: (f / "z-00001.npy").write_bytes(b"not a numpy file"),
+         "z-00001.npy cannot be read as .npy"),
+        (lambda f: np.save(f / "z-00001.npy", np.array([[0, 0], [1, np.nan]], np.float32)),
+         "z-00001.npy holds NaN or inf, first at row 1"),
+    ],
+)  # fmt: skip
+def test_bad_shard_files_are_refused_naming_the_file_and_row(
+    cluster, tmp_path, make_bad, problem
+):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    np.save(folder / "z-00000.npy", np.ones((5, 2), np.float32))
+    make_bad(folder)
+    srk.init(tmp_path / "run", address=cluster[0].address, display="off")
+    try:
+        obs = srk.Observation(str(folder))
+        with pytest.raises(DataError, match=problem):
+            GMM(2, shards=2).connect(obs)
+    finally:
+        srk.shutdown()
+    assert not (tmp_path / "run" / "history.jsonl").exists()
