@@ -29,6 +29,7 @@ from launch import (
     run_dir,
     run_report,
 )
+from runtime import data_files
 
 
 def _add_model_flags(
@@ -58,6 +59,13 @@ def _add_model_flags(
         type=int,
         default=defaults.gmm_threads,
         help="GMM chains run at once (its actor reserves that many CPUs); for large data",
+    )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=defaults.gmm_shards,
+        help="actors the GMM's elements are split over, placed over the nodes (the VAE "
+        "stays one actor)",
     )
     parser.add_argument(
         "--vae-threads",
@@ -153,6 +161,7 @@ def _settings(args: argparse.Namespace) -> recipes.TutorialSettings:
         gmm=getattr(args, "gmm", "em"),
         gmm_threads=getattr(args, "gmm_threads", 1),
         vae_threads=getattr(args, "vae_threads", None),
+        gmm_shards=getattr(args, "shards", 1),
     )
 
 
@@ -191,12 +200,17 @@ def _placement(args: argparse.Namespace) -> dict[str, dict[str, dict[str, Any]]]
     return placement
 
 
-def _dataset(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, str]:
+def _dataset(
+    args: argparse.Namespace,
+) -> tuple[np.ndarray | str, np.ndarray | str | None, str]:
+    """The data and labels (arrays, or a glob of shard files) and where they are from."""
     if args.data is None:
         if args.labels is not None:
             raise srk.DataError("--labels", "labels need --data (the embedded digits carry theirs)")
         digits, _ = data.tutorial_digits()
         return digits.images, digits.labels, "embedded MNIST digits (300 per class)"
+    if data_files.is_shard_files(args.data):  # read by the actors, never here
+        return args.data, args.labels, args.data
     matrix = data.load_matrix(args.data)
     labels = None if args.labels is None else data.load_labels(args.labels, len(matrix))
     return matrix, labels, args.data
@@ -268,7 +282,10 @@ def run_tutorial(args: argparse.Namespace) -> None:
     matrix, labels, source = _dataset(args)
     session = _session(args, resume=args.resume is not None)
     say = _say(args)
-    say(f"data: {source}: {matrix.shape[0]} elements x {matrix.shape[1]} features")
+    if isinstance(matrix, str):
+        say(f"data: {source} (shard files, read by the module actors)")
+    else:
+        say(f"data: {source}: {matrix.shape[0]} elements x {matrix.shape[1]} features")
     say(f"results: {session.output_root}")
     try:
         vae1, gmm1 = recipes.build_vae_gmm(matrix, labels, settings, _placement(args))
@@ -304,7 +321,7 @@ def run_tutorial(args: argparse.Namespace) -> None:
     if restarts:
         print(f"serket-ray: warning: module actors restarted after faults: {restarts}",
               file=sys.stderr)  # fmt: skip
-    if labels is not None:
+    if isinstance(labels, np.ndarray):  # not of shard files: their run is too large
         z_dir = session.output_root / vae1.full_name
         figure = plots.plot_latents(
             np.loadtxt(z_dir / "round_001" / "z_learn.txt"),
@@ -351,7 +368,7 @@ def run_graph_file(args: argparse.Namespace) -> None:
     first = next(iter(observations.values()))
     page = run_report.write(
         session.output_root,
-        labels=None if labels is None else np.asarray(labels),
+        labels=None if labels is None or isinstance(labels, str) else np.asarray(labels),
         source=first.data,
     )
     say(f"\nreport: {page}")

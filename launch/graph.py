@@ -3,13 +3,16 @@
     rounds: 5
     observations:
       - name: obs
-        data: {builtin: tutorial_digits}      # or {file: data.txt} (.txt, .npy, .csv)
+        data: {builtin: tutorial_digits}      # or {file: data.txt} (.txt, .npy, .csv),
+                                              # or {shards: digits/digits-*.npy}: files
+                                              # read by the actors, never by the driver
     modules:
       - name: vae
         type: vae                             # vae, gmm, mm, mlda, or class: pkg.file:Class
         params: {latent_dim: 18, itr: 200, batch_size: 500}
         connect: [obs]
         place: {resources: {gpu_box: 1}}      # optional: Module.place() arguments
+        shards: 1                             # optional: actors the elements are split over
       - name: gmm
         type: gmm
         params: {K: 10, category: {builtin: tutorial_labels}}
@@ -47,7 +50,7 @@ MODULE_TYPES = {
     "mlda": "actors.mlda:MLDA",
 }
 _TOP_FIELDS = {"rounds", "observations", "modules", "order", "recognize"}
-_MODULE_FIELDS = {"name", "type", "class", "params", "connect", "place"}
+_MODULE_FIELDS = {"name", "type", "class", "params", "connect", "place", "shards"}
 _PLACE_FIELDS = {"resources", "labels", "num_cpus", "num_gpus"}
 
 
@@ -68,7 +71,7 @@ class ModuleSpec:
 class Graph:
     path: Path
     rounds: int
-    observations: dict[str, np.ndarray]
+    observations: dict[str, np.ndarray | str]  # an array, or a glob of shard files
     modules: list[ModuleSpec]
     order: list[str]
     recognize_data: dict[str, np.ndarray] = field(default_factory=dict)
@@ -93,11 +96,14 @@ class _Reader:
             raise self.fail(where, f"unknown field {unknown[0]!r}; fields: {sorted(allowed)}")
         return value
 
-    def array(self, ref: Any, where: str, matrix: bool) -> np.ndarray:
-        """{file: path} or {builtin: name} -> data (2-D matrix or 1-D values)."""
-        ref = self.mapping(ref, where, {"file", "builtin"})
+    def array(self, ref: Any, where: str, matrix: bool) -> np.ndarray | str:
+        """{file: path} or {builtin: name} -> data (2-D matrix or 1-D values);
+        {shards: folder or glob} -> that path (the actors read the files)."""
+        ref = self.mapping(ref, where, {"file", "builtin", "shards"})
         if len(ref) != 1:
-            raise self.fail(where, "give exactly one of 'file' or 'builtin'")
+            raise self.fail(where, "give exactly one of 'file', 'builtin' or 'shards'")
+        if "shards" in ref:
+            return str(self.path.parent / str(ref["shards"]))
         try:
             if "builtin" in ref:
                 values = data.builtin(str(ref["builtin"]))
@@ -140,7 +146,7 @@ def _params(reader: _Reader, cls: type[srk.Module], raw: Any, where: str) -> dic
                 f"{where}.{key}", f"unknown parameter of {cls.__name__}; it takes {accepted}"
             )
         # A data reference ({file: ...} / {builtin: ...}) in a parameter: labels, etc.
-        is_ref = isinstance(value, dict) and set(value) <= {"file", "builtin"} and value
+        is_ref = isinstance(value, dict) and set(value) <= {"file", "builtin", "shards"} and value
         params[key] = reader.array(value, f"{where}.{key}", matrix=False) if is_ref else value
     missing = [
         n
@@ -201,6 +207,8 @@ def load(path: str | Path) -> Graph:
                     "declared above it",
                 )
         place = reader.mapping(entry.get("place", {}), f"{where}.place", _PLACE_FIELDS)
+        if "shards" in entry:
+            params["shards"] = _shards(reader, cls, entry["shards"], f"{where}.shards")
         modules.append(ModuleSpec(name, cls, params, connect, place))
     module_names = [m.name for m in modules]
     order = top.get("order", module_names)
@@ -233,6 +241,14 @@ def _read_recognition(reader: _Reader, section: Any, graph: Graph) -> None:
         )
     if not graph.recognize_data:
         raise reader.fail("recognize.data", "name the novel data of at least one observation")
+
+
+def _shards(reader: _Reader, cls: type[srk.Module], value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise reader.fail(where, f"must be a positive integer, got {value!r}")
+    if value > 1 and not cls.supports_shards:
+        raise reader.fail(where, f"{cls.__name__} does not run sharded (it keeps one actor)")
+    return value
 
 
 def _list(reader: _Reader, value: Any, where: str) -> list[Any]:

@@ -36,6 +36,8 @@ class TutorialSettings:
     pay (README, bench-gmm).
     vae_threads: the VAE's torch CPU threads; None (default) for all the node's cores.
     One leaves a core to everything else on a small machine (README, overhead).
+    gmm_shards: actors the GMM's elements are split over (docs/sharding.md); the VAE
+    stays one actor.
     """
 
     rounds: int = 5
@@ -50,6 +52,7 @@ class TutorialSettings:
     gmm: str = "gibbs"
     gmm_threads: int = 1
     vae_threads: int | None = None
+    gmm_shards: int = 1
 
 
 def tutorial_vae(settings: TutorialSettings) -> vae.VAE:
@@ -66,7 +69,7 @@ def tutorial_vae(settings: TutorialSettings) -> vae.VAE:
     )
 
 
-def tutorial_gmm(labels: np.ndarray | None, settings: TutorialSettings) -> gmm.GMM:
+def tutorial_gmm(labels: np.ndarray | str | None, settings: TutorialSettings) -> gmm.GMM:
     """The tutorial's GMM (labels only score it), not yet connected."""
     return gmm.GMM(
         settings.classes,
@@ -74,18 +77,20 @@ def tutorial_gmm(labels: np.ndarray | None, settings: TutorialSettings) -> gmm.G
         category=labels,
         seed=settings.seed,
         num_threads=settings.gmm_threads,
+        shards=settings.gmm_shards,
     )
 
 
 def build_vae_gmm(
-    data: np.ndarray,
-    labels: np.ndarray | None,
+    data: np.ndarray | str,
+    labels: np.ndarray | str | None,
     settings: TutorialSettings,
     placement: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[vae.VAE, gmm.GMM]:
     """obs -> VAE -> GMM, connected as in the tutorial, in the current session.
 
-    placement: per module name ("vae", "gmm"), keyword arguments of `Module.place`.
+    data, labels: arrays, or folders or globs of `.npy` shard files (the actors read
+    them). placement: per module name ("vae", "gmm"), keyword arguments of `Module.place`.
     """
     placement = placement or {}
     obs = srk.Observation(data)

@@ -26,6 +26,12 @@ def is_pattern(data: object) -> bool:
     return isinstance(data, (str, os.PathLike))
 
 
+def is_shard_files(path: str) -> bool:
+    """Whether a path given on the command line names shard files: a folder or a glob
+    (a stat of the folder, no file opened)."""
+    return any(char in path for char in "*?[") or os.path.isdir(path)
+
+
 def expand(pattern: str) -> list[str]:
     """The files of a folder (its `*.npy`) or a glob, in name order."""
     if os.path.isdir(pattern):

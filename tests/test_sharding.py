@@ -164,7 +164,7 @@ def test_shards_on_a_removed_node_restart_elsewhere(cluster, data, tmp_path):
 def test_a_sharded_run_resumes_and_refuses_another_shard_count(cluster, data, tmp_path):
     z, labels = data
     _run(cluster, tmp_path, z, labels, rounds=1, algorithm="em", shards=2)
-    session = srk.init(tmp_path, address=cluster[0].address, resume=True, display="off")
+    srk.init(tmp_path, address=cluster[0].address, resume=True, display="off")
     try:
         obs = srk.Observation(z)
         module = GMM(3, category=labels, algorithm="em", shards=2)
@@ -197,10 +197,10 @@ def test_sharded_recognition_equals_unsharded(cluster, data, tmp_path):
         finally:
             srk.shutdown()
         folder = root / module.full_name
-        results[shards] = (
-            reports[0]["metrics"],
-            np.loadtxt(folder / "Pdz_recog.txt") if shards == 1 else read_parts(folder, "Pdz_recog"),
+        probabilities = (
+            np.loadtxt(folder / "Pdz_recog.txt") if shards == 1 else read_parts(folder, "Pdz_recog")
         )
+        results[shards] = (reports[0]["metrics"], probabilities)
     assert results[2][1].shape == (101, 3)
     np.testing.assert_allclose(results[2][1], results[1][1], atol=1e-5)
     assert results[2][0]["acc"] == results[1][0]["acc"]
