@@ -76,9 +76,10 @@ def test_sharded_em_equals_unsharded_em_and_spreads_over_nodes(cluster, data, tm
     unsharded = np.loadtxt(tmp_path / "one" / name / "Pdz_learn.txt")
     sharded = read_parts(tmp_path / "two" / name, "Pdz_learn")
     np.testing.assert_allclose(sharded, unsharded, atol=1e-5)
-    with np.load(tmp_path / "one" / name / "gmm_params.npz") as p1, np.load(
-        tmp_path / "two" / name / "gmm_params.npz"
-    ) as p2:
+    with (
+        np.load(tmp_path / "one" / name / "gmm_params.npz") as p1,
+        np.load(tmp_path / "two" / name / "gmm_params.npz") as p2,
+    ):
         np.testing.assert_allclose(p2["means"], p1["means"], rtol=1e-9)
     # The driver got small reports only; the rows are in the shards' own files.
     assert set(two[0]) >= {"metrics", "shards"} and two[0]["shards"] == 2
@@ -254,9 +255,7 @@ def test_data_files_are_read_by_the_actors_never_by_the_driver(cluster, data, tm
          "z-00001.npy holds NaN or inf, first at row 1"),
     ],
 )  # fmt: skip
-def test_bad_shard_files_are_refused_naming_the_file_and_row(
-    cluster, tmp_path, make_bad, problem
-):
+def test_bad_shard_files_are_refused_naming_the_file_and_row(cluster, tmp_path, make_bad, problem):
     folder = tmp_path / "shards"
     folder.mkdir()
     np.save(folder / "z-00000.npy", np.ones((5, 2), np.float32))
