@@ -305,7 +305,8 @@ def run_tutorial(args: argparse.Namespace) -> None:
         _record(args, session.output_root)
         for placed in session.placements():
             gpus = f", GPU {placed['gpu_ids']}" if placed["gpu_ids"] else ", CPU"
-            say(f"{placed['module']} on {placed['hostname']} ({placed['node_ip']}, "
+            shard = f" shard {placed['shard']}" if "shard" in placed else ""
+            say(f"{placed['module']}{shard} on {placed['hostname']} ({placed['node_ip']}, "
                 f"pid {placed['pid']}{gpus})")  # fmt: skip
         say(f"Ray start-up: {session.startup_seconds:.1f} s")
         if vae1.rounds_done or gmm1.rounds_done:
@@ -348,7 +349,8 @@ def run_graph_file(args: argparse.Namespace) -> None:
                 session.output_root, session.checkpoint_dir, overwrite=args.overwrite
             )
         for placed in session.placements():
-            say(f"{placed['module']} on {placed['hostname']} ({placed['node_ip']})")
+            shard = f" shard {placed['shard']}" if "shard" in placed else ""
+            say(f"{placed['module']}{shard} on {placed['hostname']} ({placed['node_ip']})")
         recipes.run_rounds([modules[name] for name in model.order], rounds)
         recognized = []
         if model.recognize_data and not args.no_recognize:

@@ -65,8 +65,8 @@ def latents_by_round(
         projected = PCA(n_components=2).fit_transform(z[shown])
         for axis, (name, by_round) in zip(row, colourings.items() or [("", {})], strict=False):
             colours = by_round.get(round_)
-            axis.scatter(projected[:, 0], projected[:, 1], s=3, cmap="tab10",
-                         c=None if colours is None else colours[shown])  # fmt: skip
+            coloured = {} if colours is None else {"c": colours[shown], "cmap": "tab10"}
+            axis.scatter(projected[:, 0], projected[:, 1], s=3, **coloured)
             axis.set_title(f"round {round_}: {name}" if name else f"round {round_}")
             axis.set_xticks([])
             axis.set_yticks([])

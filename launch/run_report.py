@@ -25,6 +25,7 @@ from sklearn.metrics.cluster import contingency_matrix
 from actors import images
 from launch import data, report_figures, run_dir
 from launch.report import SCORES
+from runtime import data_files
 from runtime.errors import DataError
 
 LATENT_ROUNDS = 4  # latent plots for at most this many rounds: the first, the last, between
@@ -106,6 +107,8 @@ def _labels(settings: dict[str, Any], labels: str | np.ndarray | None) -> np.nda
     if isinstance(labels, np.ndarray):
         return labels.astype(np.int64)
     path = labels or settings.get("labels")
+    if path and data_files.is_shard_files(path):
+        return None  # a run at scale: its pages show its scores, not its elements
     if path:
         return data.load_vector(path).astype(np.int64)
     if settings and settings.get("data") is None:  # a tutorial run on the embedded digits
@@ -119,6 +122,8 @@ def _inputs(settings: dict[str, Any], source: str | np.ndarray | None) -> np.nda
     if isinstance(source, np.ndarray):
         return source
     path = source or settings.get("data")
+    if path and data_files.is_shard_files(path):
+        return None
     if path:
         return data.load_matrix(path)
     return data.tutorial_digits()[0].images if settings else None
