@@ -13,9 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from actors import mixture, mixture_gibbs
+from actors import labels, mixture, mixture_gibbs
 from runtime import Module, ModuleError, Resources, Update, UpdateContext, data_files
-from runtime.metrics import classification_scores, contingency_table, scores_from_table
 
 ALGORITHMS = ("gibbs", "em")
 DEFAULT_ITERATIONS = {"gibbs": 50, "em": 100}  # itr when not given, per algorithm
@@ -90,12 +89,7 @@ class GMM(Module):
         n = input_shapes[0][0]
         if n < self.K:
             raise ValueError(f"cannot split {n} elements into K={self.K} classes (need N >= K)")
-        if (
-            self.category is not None
-            and not data_files.is_pattern(self.category)
-            and len(self.category) != n
-        ):
-            raise ValueError(f"category has {len(self.category)} labels for {n} elements")
+        labels.checked_length(self.category, n)
         return (n, self.K)
 
     def learn(
@@ -121,7 +115,7 @@ class GMM(Module):
         fits = self._fit_chains(z, starts, log_prior, ctx)
         best = max(fits, key=lambda f: f.log_likelihood)
         self.params_ = best.params
-        category = self._own_labels(len(z), ctx)
+        category = labels.own_labels(self.category, len(z), ctx)
         return self._result(
             best.responsibilities,
             category,
@@ -212,7 +206,7 @@ class GMM(Module):
         if category is not None:
             if len(category) != len(classes):
                 raise ValueError(f"category has {len(category)} labels for {len(classes)} elements")
-            scores = self._scores(np.asarray(category), classes, ctx)
+            scores = labels.scores(np.asarray(category), classes, self.K, ctx)
             files[f"acc_{mode}.txt"] = scores["acc"]
             metrics.update(scores)
         return Update(
@@ -226,28 +220,6 @@ class GMM(Module):
                 f"mu_{mode}.txt": class_means,
             },
         )
-
-    def _own_labels(self, n: int, ctx: UpdateContext) -> np.ndarray | None:
-        """The true labels of this actor's elements, if any were given."""
-        if self.category is None:
-            return None
-        start, stop = (ctx.shard.start, ctx.shard.stop) if ctx.sharded else (0, n)
-        if data_files.is_pattern(self.category):
-            return data_files.rows(str(self.category), start, stop)
-        return np.asarray(self.category)[start:stop]
-
-    def _scores(self, labels: np.ndarray, classes: np.ndarray, ctx: UpdateContext) -> dict:
-        """Scores against true labels; sharded, from the contingency table summed over
-        shards (the largest label first, each shard's in a slot of its own)."""
-        if not ctx.sharded:
-            return classification_scores(labels, classes)
-        if labels.size and (labels.min() < 0 or not np.issubdtype(labels.dtype, np.integer)):
-            raise ValueError("a sharded module's category must be labels 0, 1, 2, ...")
-        largest = np.zeros(ctx.shard.count)
-        largest[ctx.shard.index] = labels.max(initial=0)
-        n_labels = int(ctx.allreduce({"largest": largest})["largest"].max()) + 1
-        table = contingency_table(labels, classes, (n_labels, self.K))
-        return scores_from_table(ctx.allreduce({"table": table})["table"])
 
     def _log_prior(self, prior: np.ndarray, n: int) -> np.ndarray:
         if prior.shape != (n, self.K):

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.special import psi
 
+from actors import labels
 from runtime import Module, ModuleError, Resources, Update, UpdateContext
-from runtime.metrics import classification_scores
 
 WORDS_PER_ELEMENT = 100.0  # the default weight of every modality
 _E_STEPS = 20  # theta updates per EM iteration, warm-started from the last
@@ -34,13 +34,18 @@ class MLDA(Module):
     weight, so a modality counts by its weight, not by its raw totals; a module's class
     probabilities (summing to 1) become weight pseudo-words. Default: 100 for each.
     alpha, beta: Dirichlet priors of the class mixtures and of the word distributions.
-    category: true labels, used only to score (accuracy, NMI, ARI), never to learn.
+    category: true labels, used only to score (accuracy, NMI, ARI), never to learn: an
+    array, or a folder or glob of `.npy` label files.
+    shards: actors the elements are split over. Each infers its own elements' class
+    mixtures; the expected word counts are summed over the shards (all-reduce), so every
+    shard holds the same word distributions, those of an unsharded run.
     """
 
     kind = "mlda"
     # Light work at tutorial sizes that runs between the heavy updates: it reserves no
     # CPU (as Ray's actors do by default), so it fits beside a VAE and a GMM on 2 cores.
     resources = Resources(num_cpus=0)
+    supports_shards = True
 
     def __init__(
         self,
@@ -49,11 +54,12 @@ class MLDA(Module):
         itr: int = 100,
         alpha: float = 1.0,
         beta: float = 0.1,
-        category: Sequence[int] | np.ndarray | None = None,
+        category: labels.Labels | None = None,
         seed: int = 0,
+        shards: int = 1,
         name: str | None = None,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, shards=shards)
         self.K = K
         self.weights = weights
         self.itr = itr
@@ -84,8 +90,7 @@ class MLDA(Module):
                 f"has {len(self.weights)} weights for {len(input_shapes)} connected inputs"
             )
         n = input_shapes[0][0]
-        if self.category is not None and len(self.category) != n:
-            raise ValueError(f"category has {len(self.category)} labels for {n} elements")
+        labels.checked_length(self.category, n)
         return (n, self.K)
 
     def learn(
@@ -98,8 +103,10 @@ class MLDA(Module):
         gamma = np.ones((len(weighted[0]), self.K))
         for _ in range(self.itr):
             gamma, sufficient = self._e_step(weighted, gamma)
-            self.topics_ = [self.beta + s for s in sufficient]
-        return self._result(gamma, self.category, "learn", {"mlda_params.npz": self.state()})
+            summed = ctx.allreduce({str(m): counts for m, counts in enumerate(sufficient)})
+            self.topics_ = [self.beta + summed[str(m)] for m in range(len(sufficient))]
+        own = labels.own_labels(self.category, len(gamma), ctx)
+        return self._result(gamma, own, "learn", ctx, {"mlda_params.npz": self.state()})
 
     def recognize(
         self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: UpdateContext
@@ -111,7 +118,7 @@ class MLDA(Module):
         gamma = np.ones((len(weighted[0]), self.K))
         for _ in range(self.itr):
             gamma, _ = self._e_step(weighted, gamma)
-        return self._result(gamma, ctx.category, "recog")
+        return self._result(gamma, ctx.category, "recog", ctx)
 
     def _words(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Each element's counts per modality, normalised and scaled to weights[m] words."""
@@ -148,26 +155,27 @@ class MLDA(Module):
         gamma: np.ndarray,
         category: np.ndarray | Sequence[int] | None,
         mode: str,
+        ctx: UpdateContext,
         extra_files: Mapping[str, object] | None = None,
     ) -> Update:
         assert self.topics_ is not None
         theta = gamma / gamma.sum(axis=1, keepdims=True)  # (N, K)
         phis = [t / t.sum(axis=1, keepdims=True) for t in self.topics_]
         classes = theta.argmax(axis=1)
-        files: dict[str, object] = {f"class_{mode}.txt": classes, f"Pdz_{mode}.txt": theta}
-        files.update({f"phi{m}_{mode}.txt": phi for m, phi in enumerate(phis)})
+        files: dict[str, object] = {f"phi{m}_{mode}.txt": phi for m, phi in enumerate(phis)}
         files.update(extra_files or {})
         metrics: dict[str, float] = {}
         if category is not None:
             if len(category) != len(classes):
                 raise ValueError(f"category has {len(category)} labels for {len(classes)} elements")
-            metrics = classification_scores(np.asarray(category), classes)
+            metrics = labels.scores(np.asarray(category), classes, self.K, ctx)
             files[f"acc_{mode}.txt"] = metrics["acc"]
         return Update(
             forward=theta.astype(np.float32),
             backward=[(theta @ phi).astype(np.float32) for phi in phis],
             files=files,
             metrics=metrics,
+            rows={f"class_{mode}.txt": classes, f"Pdz_{mode}.txt": theta},
         )
 
     def state(self) -> dict[str, np.ndarray]:

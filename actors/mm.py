@@ -24,15 +24,18 @@ class MarkovModel(Module):
     prior: the additive (Dirichlet) pseudo-count on every transition, so that unseen
     transitions keep a small probability. The first element's predecessor is unknown: it
     gets the classes' overall frequencies.
+    shards: actors the sequence is split over, in order; the expected transition counts
+    include the pairs that straddle the shards' boundaries, so they equal unsharded ones.
     """
 
     kind = "mm"
     # Light work that runs between the heavy updates: it reserves no CPU (as Ray's
     # actors do by default), so it fits beside a VAE and a GMM on a 2-core machine.
     resources = Resources(num_cpus=0)
+    supports_shards = True
 
-    def __init__(self, prior: float = 1.0, name: str | None = None) -> None:
-        super().__init__(name)
+    def __init__(self, prior: float = 1.0, shards: int = 1, name: str | None = None) -> None:
+        super().__init__(name, shards=shards)
         self.prior = prior
         if not np.isfinite(prior) or prior <= 0:
             raise ModuleError(self.full_name, f"prior must be a positive number, got {prior!r}")
@@ -52,18 +55,26 @@ class MarkovModel(Module):
         self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: UpdateContext
     ) -> Update:
         probabilities = _class_probabilities(inputs[0])
-        counts = probabilities[:-1].T @ probabilities[1:] + self.prior  # (K, K)
+        before = _predecessor(probabilities, ctx)
+        pairs = probabilities[:-1].T @ probabilities[1:]  # (K, K) expected transitions
+        if before is not None:  # the pair that straddles this shard's first boundary
+            pairs = pairs + np.outer(before, probabilities[0])
+        totals = ctx.allreduce(
+            {
+                "pairs": pairs,
+                "sums": probabilities.sum(axis=0),
+                "count": np.array(len(probabilities)),
+            }
+        )
+        counts = totals["pairs"] + self.prior
         self.transitions_ = counts / counts.sum(axis=1, keepdims=True)
-        self.initial_ = probabilities.mean(axis=0)
-        predicted = self._predict(probabilities)
+        self.initial_ = totals["sums"] / totals["count"]
+        predicted = self._predict(probabilities, before)
         return Update(
             forward=predicted,
             backward=[predicted],
-            files={
-                "transitions_learn.txt": self.transitions_,
-                "prior_learn.txt": predicted,
-                "mm_params.npz": self.state(),
-            },
+            files={"transitions_learn.txt": self.transitions_, "mm_params.npz": self.state()},
+            rows={"prior_learn.txt": predicted},
             metrics={"transition_entropy": _mean_entropy(self.transitions_)},
         )
 
@@ -73,14 +84,16 @@ class MarkovModel(Module):
         """P(class | predecessor) over a novel sequence with the learned transitions."""
         if self.transitions_ is None:
             raise ValueError("recognition needs a learned model: update the Markov model first")
-        predicted = self._predict(_class_probabilities(inputs[0]))
-        return Update(forward=predicted, backward=[predicted], files={"prior_recog.txt": predicted})
+        probabilities = _class_probabilities(inputs[0])
+        predicted = self._predict(probabilities, _predecessor(probabilities, ctx))
+        return Update(forward=predicted, backward=[predicted], rows={"prior_recog.txt": predicted})
 
-    def _predict(self, probabilities: np.ndarray) -> np.ndarray:
-        """Row n: sum_i P(c_{n-1} = i) P(c_n | i); row 0: the overall class frequencies."""
+    def _predict(self, probabilities: np.ndarray, before: np.ndarray | None) -> np.ndarray:
+        """Row n: sum_i P(c_{n-1} = i) P(c_n | i); the sequence's first row: the overall
+        class frequencies (a later shard's first row follows the shard before's last)."""
         assert self.transitions_ is not None and self.initial_ is not None
         predicted = np.empty_like(probabilities)
-        predicted[0] = self.initial_
+        predicted[0] = self.initial_ if before is None else before @ self.transitions_
         predicted[1:] = probabilities[:-1] @ self.transitions_
         return predicted.astype(np.float32)
 
@@ -92,6 +105,18 @@ class MarkovModel(Module):
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         self.transitions_ = np.array(state["transitions"]) if state else None
         self.initial_ = np.array(state["initial"]) if state else None
+
+
+def _predecessor(probabilities: np.ndarray, ctx: UpdateContext) -> np.ndarray | None:
+    """The class probabilities of the element before this shard's first: the last row
+    of the shard before (each shard's last row gathered through a sum of zero-padded
+    slots); None for the sequence's first element."""
+    if not ctx.sharded:
+        return None
+    last = np.zeros((ctx.shard.count, probabilities.shape[1]))
+    last[ctx.shard.index] = probabilities[-1]
+    gathered = ctx.allreduce({"last": last})["last"]
+    return None if ctx.shard.index == 0 else gathered[ctx.shard.index - 1]
 
 
 def _class_probabilities(message: np.ndarray) -> np.ndarray:

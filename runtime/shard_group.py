@@ -5,9 +5,10 @@ the algorithm that drives it: the coordinator routes a module's message parts an
 commits its checkpoints; this group runs the S actors that own the module's elements.
 
 Placement: one placement group per module, one bundle per shard, spread over nodes where
-the cluster has them and packed otherwise (Ray's SPREAD). A module connected to another
-of the same shard count places its shard i on the node of that module's shard i, so the
-element-wise messages between them stay within a node.
+the cluster has them and packed otherwise (Ray's SPREAD; shards that reserve no CPU are
+spread the same way without a placement group, which cannot hold empty bundles). A
+module connected to another of the same shard count places its shard i on the node of
+that module's shard i, so the element-wise messages between them stay within a node.
 
 Loss: the shards of an update wait for each other in collectives, so when one is lost
 the others cannot finish that update. The group then stops them all and starts every
@@ -60,10 +61,9 @@ class ShardGroup:
     def start(self, state_files: Sequence[str] | None, timeout_s: float) -> None:
         """Fresh shard actors (restored from `state_files`, one per shard, if given)."""
         self.stop()
-        if self._companion_nodes is None and self._group is None:
-            bundle = {"CPU": self._options["num_cpus"]}
-            if self._options["num_gpus"]:
-                bundle["GPU"] = self._options["num_gpus"]
+        wanted = (("CPU", self._options["num_cpus"]), ("GPU", self._options["num_gpus"]))
+        bundle = {name: amount for name, amount in wanted if amount}
+        if self._companion_nodes is None and self._group is None and bundle:
             self._group = placement_group([bundle] * self.count, strategy="SPREAD")
         self.actors = [self._actor(index) for index in range(self.count)]
         ready = [actor.describe.remote() for actor in self.actors]
@@ -88,6 +88,8 @@ class ShardGroup:
         options = {key: self._options[key] for key in ("num_cpus", "num_gpus")}
         if self._companion_nodes is not None:
             strategy: Any = NodeAffinitySchedulingStrategy(self._companion_nodes[index], soft=True)
+        elif self._group is None:  # an actor that reserves nothing needs no bundle
+            strategy = "SPREAD"
         else:
             strategy = PlacementGroupSchedulingStrategy(
                 self._group, placement_group_bundle_index=index

@@ -20,6 +20,8 @@ from ray.cluster_utils import Cluster
 
 import runtime as srk
 from actors.gmm import GMM
+from actors.mlda import MLDA
+from actors.mm import MarkovModel
 from runtime.errors import CheckpointError, DataError
 from runtime.shard_files import read_parts
 from tests.conftest import blobs
@@ -45,6 +47,11 @@ def cluster():
 def data():
     z, labels = blobs(300, CENTRES, 1.0)
     return z.astype(np.float32), labels
+
+
+def _element_wise(folder, stem, shards):
+    """A module's latest element-wise result: Serket's text file, or a sharded one's parts."""
+    return np.loadtxt(folder / f"{stem}.txt") if shards == 1 else read_parts(folder, stem)
 
 
 def _history(root):
@@ -197,10 +204,7 @@ def test_sharded_recognition_equals_unsharded(cluster, data, tmp_path):
             reports = srk.recognize({obs: z[:101]}, category={module: labels[:101]})
         finally:
             srk.shutdown()
-        folder = root / module.full_name
-        probabilities = (
-            np.loadtxt(folder / "Pdz_recog.txt") if shards == 1 else read_parts(folder, "Pdz_recog")
-        )
+        probabilities = _element_wise(root / module.full_name, "Pdz_recog", shards)
         results[shards] = (reports[0]["metrics"], probabilities)
     assert results[2][1].shape == (101, 3)
     np.testing.assert_allclose(results[2][1], results[1][1], atol=1e-5)
@@ -268,3 +272,30 @@ def test_bad_shard_files_are_refused_naming_the_file_and_row(cluster, tmp_path, 
     finally:
         srk.shutdown()
     assert not (tmp_path / "run" / "history.jsonl").exists()
+
+
+def test_sharded_markov_model_and_mlda_equal_unsharded(cluster, tmp_path):
+    rng = np.random.default_rng(1)
+    sequence = rng.dirichlet(np.ones(3) * 0.3, size=301).astype(np.float32)  # P(class) rows
+    counts = rng.poisson(3.0, size=(301, 8)).astype(np.float32)  # bags of 8 words
+    found = {}
+    for shards in (1, 3):
+        root = tmp_path / str(shards)
+        srk.init(root, address=cluster[0].address, display="off")
+        try:
+            markov = MarkovModel(shards=shards)
+            topics = MLDA(3, itr=20, shards=shards)
+            markov.connect(srk.Observation(sequence, name="seq"))
+            topics.connect(srk.Observation(counts, name="bags"))
+            markov.update()
+            topics.update()
+        finally:
+            srk.shutdown()
+        found[shards] = {
+            "transitions": np.loadtxt(root / markov.full_name / "transitions_learn.txt"),
+            "prior": _element_wise(root / markov.full_name, "prior_learn", shards),
+            "phi": np.loadtxt(root / topics.full_name / "phi0_learn.txt"),
+            "theta": _element_wise(root / topics.full_name, "Pdz_learn", shards),
+        }
+    for key, unsharded in found[1].items():
+        np.testing.assert_allclose(found[3][key], unsharded, rtol=1e-5, atol=1e-6, err_msg=key)
