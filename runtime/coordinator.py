@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import ray
 
-from runtime import cluster, codec, parts
+from runtime import cluster, codec
 from runtime.checkpoint import CheckpointStore, Manifest, digest, file_name, state_bytes
 from runtime.errors import ActorLost, CallTimeout, CheckpointError, ModuleError
 from runtime.host import ModuleHost
@@ -352,68 +352,51 @@ class Coordinator:
                     self._backward[receiver] = ref
         return codec.pack(record)
 
-    def _as_parts(self, message: Any, rows: int) -> list[dict[str, Any]]:
-        """A message as parts (a whole message is one part), for a sharded receiver."""
-        return message if isinstance(message, list) else parts.whole(message, rows)
-
     def _update_sharded(self, entry: _Entry) -> bytes:
         """One update of a sharded module: its shards write their results and checkpoint
         parts; the manifest naming them is committed here (write-behind as any update)."""
         assert entry.group is not None
         name, inputs, round_ = entry.name, entry.spec["inputs"], entry.rounds + 1
         rows = int(self._shapes[inputs[0]][0])
-        backward = self._backward.get(name)
-        args = [
-            round_,
-            None if backward is None else self._as_parts(backward, rows),
-            *(self._as_parts(self._forward[i], rows) for i in inputs),
-        ]
-        began = time.perf_counter()
         try:
-            reports, messages = entry.group.call(
-                "update", args, 2 + len(inputs), f"update {round_}", self._update_timeout_s
-            )
+            outcome = entry.group.run(
+                "update", round_, self._backward.get(name), [self._forward[i] for i in inputs],
+                rows, self._update_timeout_s,
+            )  # fmt: skip
         except CallTimeout as timeout:
             raise ModuleError(name, f"{timeout.problem}; its shard actors were stopped") from None
-        record = self._shards_record(reports, began, entry)
-        ranges = parts.ranges(rows, entry.shards)
-        written = [report["checkpoint"] for report in reports]
-        self._forward[name] = [
-            {"start": a, "stop": b, "ref": refs[0]}
-            for (a, b), refs in zip(ranges, messages, strict=True)
-        ]
-        saved: dict[str, Any] = {
+
+        def saved(files: list[str]) -> list[dict[str, Any]]:
+            """Message parts as the manifest names them: rows and file."""
+            return [
+                {"start": part["start"], "stop": part["stop"], "file": file}
+                for part, file in zip(outcome.forward, files, strict=True)
+            ]
+
+        self._forward[name] = outcome.forward
+        self._manifest.modules[name] = {
             "config": entry.config,
             "rounds": round_,
             "shards": entry.shards,
-            "state": [w["state"] for w in written],
-            "forward": [
-                {"start": a, "stop": b, "file": w["forward"]}
-                for (a, b), w in zip(ranges, written, strict=True)
-            ],
+            "state": [c["state"] for c in outcome.checkpoints],
+            "forward": saved([c["forward"] for c in outcome.checkpoints]),
         }
-        self._manifest.modules[name] = saved
         for position, receiver in enumerate(inputs):
             if receiver not in self._modules:
                 continue
-            if receiver not in written[0]["backward"]:
+            if position in outcome.backward:
+                self._backward[receiver] = outcome.backward[position]
+                files = [c["backward"][receiver] for c in outcome.checkpoints]
+                self._manifest.backward[receiver] = saved(files)
+            else:
                 self._backward.pop(receiver, None)
                 self._manifest.backward.pop(receiver, None)
-                continue
-            bounds = list(zip(ranges, messages, written, strict=True))
-            self._backward[receiver] = [
-                {"start": a, "stop": b, "ref": refs[1 + position]} for (a, b), refs, _ in bounds
-            ]
-            self._manifest.backward[receiver] = [
-                {"start": a, "stop": b, "file": w["backward"][receiver]} for (a, b), _, w in bounds
-            ]
-        self._manifest.history.append(record)
+        self._manifest.history.append(outcome.report)
         snapshot = copy.deepcopy(self._manifest)
-        files = [name for report in reports for name in report["files"]]
 
         def commit() -> None:
             try:
-                self._writer.link_round(name, round_, files)
+                self._writer.link_round(name, round_, outcome.files)
                 self._store.commit(snapshot, {})
                 self._writer.write_history(snapshot.history)
             except OSError as exc:
@@ -423,19 +406,7 @@ class Coordinator:
 
         self._writes.submit(commit)
         entry.rounds = round_
-        return codec.pack(record)
-
-    def _shards_record(
-        self, reports: list[dict[str, Any]], began: float, entry: _Entry
-    ) -> dict[str, Any]:
-        """A sharded update's report: shard 0's metrics, the slowest shard's seconds."""
-        assert entry.group is not None and entry.group.placements is not None
-        record = {k: v for k, v in reports[0].items() if k not in ("files", "checkpoint")}
-        record["seconds"] = max(report["seconds"] for report in reports)
-        record["wall_seconds"] = time.perf_counter() - began
-        record["shards"] = entry.shards
-        record["node_ip"] = entry.group.placements[0]["node_ip"]
-        return record
+        return codec.pack(outcome.report)
 
     def _write_update(
         self, name: str, round_: int, results: dict[str, Any], commit: Callable[[], None]
@@ -557,7 +528,14 @@ class Coordinator:
         inputs = entry.spec["inputs"]
         began = time.perf_counter()
         if entry.group is not None:
-            return self._recognize_sharded(entry, pass_, forward, backward, category, rows)
+            outcome = entry.group.run(
+                "recognize", pass_, backward.get(entry.name), [forward[i] for i in inputs],
+                rows, self._update_timeout_s, category,
+            )  # fmt: skip
+            forward[entry.name] = outcome.forward
+            for position, message in outcome.backward.items():
+                backward[inputs[position]] = message
+            return outcome.report
         refs = entry.actor.recognize.options(num_returns=4 + len(inputs)).remote(
             pass_, backward.get(entry.name), codec.pack(category), *(forward[i] for i in inputs)
         )
@@ -573,41 +551,6 @@ class Coordinator:
             if receiver in self._modules and message is not None:
                 backward[receiver] = ref
         return record
-
-    def _recognize_sharded(
-        self,
-        entry: _Entry,
-        pass_: int,
-        forward: dict[str, Any],
-        backward: dict[str, Any],
-        category: Any,
-        rows: int,
-    ) -> dict[str, Any]:
-        """Recognition by a sharded module's shards, each over its range of the novel data."""
-        assert entry.group is not None
-        inputs, began = entry.spec["inputs"], time.perf_counter()
-        message = backward.get(entry.name)
-        args = [
-            pass_,
-            None if message is None else self._as_parts(message, rows),
-            codec.pack(category),
-            *(self._as_parts(forward[i], rows) for i in inputs),
-        ]
-        reports, messages = entry.group.call(
-            "recognize", args, 2 + len(inputs), "recognition", self._update_timeout_s
-        )
-        ranges = parts.ranges(rows, entry.shards)
-        forward[entry.name] = [
-            {"start": a, "stop": b, "ref": refs[0]}
-            for (a, b), refs in zip(ranges, messages, strict=True)
-        ]
-        for position, receiver in enumerate(inputs):
-            if receiver in self._modules:
-                backward[receiver] = [
-                    {"start": a, "stop": b, "ref": refs[1 + position]}
-                    for (a, b), refs in zip(ranges, messages, strict=True)
-                ]
-        return self._shards_record(reports, began, entry)
 
     def placements(self) -> bytes:
         described = []

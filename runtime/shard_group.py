@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import ray
 from ray.util.placement_group import placement_group, remove_placement_group
@@ -28,11 +29,34 @@ from ray.util.scheduling_strategies import (
     PlacementGroupSchedulingStrategy,
 )
 
-from runtime import codec, shard_files
+from runtime import codec, parts, shard_files
 from runtime.errors import ActorLost, CallTimeout, ModuleError, SerketError
 from runtime.host import ModuleHost
 
 SETTLE_S = 10.0  # after one shard failed, how long the others get to fail or finish
+
+
+@dataclass
+class Outcome:
+    """A sharded call's result, by reference: nothing element-wise is fetched.
+
+    report: shard 0's (metrics agree on every shard), with the slowest shard's seconds.
+    forward: the forward message, one part per shard. backward: per input position, the
+    backward message in parts (absent: the module sent none). checkpoints: per shard,
+    the names of its checkpoint part's files (learning). files: the result files the
+    shards wrote.
+    """
+
+    report: dict[str, Any]
+    forward: list[parts.Part]
+    backward: dict[int, list[parts.Part]] = field(default_factory=dict)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+def as_parts(message: Any, rows: int) -> list[parts.Part]:
+    """A message as parts (a whole message is one part), for a sharded receiver."""
+    return message if isinstance(message, list) else parts.whole(message, rows)
 
 
 class ShardGroup:
@@ -116,6 +140,58 @@ class ShardGroup:
         return [p["node_id"] for p in self.placements]
 
     # ---- calls ----------------------------------------------------------------------
+    def run(
+        self,
+        mode: Literal["update", "recognize"],
+        number: int,
+        backward: Any,
+        inputs: Sequence[Any],
+        rows: int,
+        timeout_s: float,
+        category: Any = None,
+    ) -> Outcome:
+        """One update (or recognition pass) on every shard over `rows` elements, each
+        shard its range; messages given whole or in parts."""
+        extra = [] if mode == "update" else [codec.pack(category)]
+        args = [
+            number,
+            None if backward is None else as_parts(backward, rows),
+            *extra,
+            *(as_parts(message, rows) for message in inputs),
+        ]
+        began = time.perf_counter()
+        what = f"update {number}" if mode == "update" else "recognition"
+        reports, messages = self.call(mode, args, 2 + len(inputs), what, timeout_s)
+        assert self.placements is not None
+        report = {k: v for k, v in reports[0].items() if k not in ("files", "checkpoint")}
+        report.update(
+            seconds=max(r["seconds"] for r in reports),
+            wall_seconds=time.perf_counter() - began,
+            shards=self.count,
+            node_ip=self.placements[0]["node_ip"],
+        )
+        ranges = parts.ranges(rows, self.count)
+
+        def by_reference(position: int) -> list[parts.Part]:
+            return [
+                {"start": a, "stop": b, "ref": refs[position]}
+                for (a, b), refs in zip(ranges, messages, strict=True)
+            ]
+
+        checkpoints = [r["checkpoint"] for r in reports] if mode == "update" else []
+        sent = set(checkpoints[0]["backward"]) if checkpoints else None
+        return Outcome(
+            report,
+            by_reference(0),
+            {
+                position: by_reference(1 + position)
+                for position, spec in enumerate(self._hosts["inputs"])
+                if spec["is_module"] and (sent is None or spec["name"] in sent)
+            },
+            checkpoints,
+            [name for r in reports for name in r["files"]],
+        )
+
     def call(
         self, method: str, args: Sequence[Any], returns: int, what: str, timeout_s: float
     ) -> tuple[list[dict[str, Any]], list[list[Any]]]:
