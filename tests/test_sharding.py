@@ -22,6 +22,7 @@ import runtime as srk
 from actors.gmm import GMM
 from actors.mlda import MLDA
 from actors.mm import MarkovModel
+from launch.examples.pca_features import PCAFeatures
 from runtime.errors import CheckpointError, DataError
 from runtime.shard_files import read_parts
 from tests.conftest import blobs
@@ -299,3 +300,33 @@ def test_sharded_markov_model_and_mlda_equal_unsharded(cluster, tmp_path):
         }
     for key, unsharded in found[1].items():
         np.testing.assert_allclose(found[3][key], unsharded, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_connected_shards_sit_together_and_the_sharded_user_module_equals_unsharded(
+    cluster, data, tmp_path
+):
+    z, _ = data
+    rng = np.random.default_rng(2)
+    wide = (z @ rng.standard_normal((2, 6)) + 0.1 * rng.standard_normal((len(z), 6))).astype(
+        np.float32
+    )
+    features = {}
+    for shards in (1, 2):
+        root = tmp_path / str(shards)
+        session = srk.init(root, address=cluster[0].address, display="off")
+        try:
+            pca = PCAFeatures(2, shards=shards)
+            classes = GMM(3, algorithm="em", shards=shards)
+            pca.connect(srk.Observation(wide))
+            classes.connect(pca)
+            pca.update()
+            classes.update()
+            placed = session.placements()
+        finally:
+            srk.shutdown()
+        features[shards] = _element_wise(root / pca.full_name, "features_learn", shards)
+    nodes = {(p["module"], p["shard"]): p["node_id"] for p in placed}
+    assert nodes[(pca.full_name, 0)] != nodes[(pca.full_name, 1)]
+    for shard in (0, 1):  # shard i of the GMM beside shard i of the PCA it reads
+        assert nodes[(classes.full_name, shard)] == nodes[(pca.full_name, shard)]
+    np.testing.assert_allclose(features[2], features[1], rtol=1e-4, atol=1e-4)

@@ -8,6 +8,7 @@ from ray.cluster_utils import Cluster
 import runtime as srk
 from actors import gmm
 from launch.examples.pca_features import PCAFeatures
+from runtime.module import UpdateContext, no_progress
 
 
 @pytest.fixture(scope="module")
@@ -49,4 +50,6 @@ def test_user_module_runs_on_the_node_that_advertises_its_resource(two_nodes, tm
     saved = np.load(tmp_path / "module001_pca" / "pca_params.npz")
     restored = PCAFeatures(8)
     restored.load_state(dict(saved))
-    np.testing.assert_allclose(restored.pca_.transform(digits.images[:5]), features[:5], atol=1e-4)
+    context = UpdateContext("pca", 1, [], no_progress)
+    recognized = restored.recognize([digits.images[:5]], None, context)
+    np.testing.assert_allclose(recognized.forward, features[:5], atol=1e-4)

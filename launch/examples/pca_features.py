@@ -1,4 +1,4 @@
-"""An example of a module written by a user: PCA features of its input.
+"""An example of a module written by a user: PCA features of its input, shardable.
 
 The complete contract, in one file a user would write beside their script:
 
@@ -7,12 +7,17 @@ The complete contract, in one file a user would write beside their script:
 * `output_shape` checks the inputs' shapes at connect time and gives the forward shape;
 * `learn` gets the inputs' forward messages (one array per connected input) and the
   backward message from above (or None), and returns an `Update`: the forward message,
-  one backward message per input (None: nothing to send), files and metrics;
+  one backward message per input (None: nothing to send), files, element-wise results
+  (`rows`) and metrics;
 * `recognize` does the same for novel data with what was learned;
 * `state` / `load_state` give and take the learned state as named arrays, for the
   checkpoints written after every update;
 * `resources` says what its actor needs; `place()` pins it further (a custom resource
-  that only some nodes advertise, a node label).
+  that only some nodes advertise, a node label);
+* `supports_shards = True` and a `shards` parameter let it run as many actors, each
+  owning a range of the elements: `learn` sums what it needs over them with
+  `ctx.allreduce` (here the data's sum and scatter), so it is the same code for one
+  shard or many, and no Ray code.
 """
 
 from __future__ import annotations
@@ -20,21 +25,28 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from sklearn.decomposition import PCA
 
 import runtime as srk
 
+BLOCK_ROWS = 16_384  # rows whose float64 copy is held at once while summing the scatter
+
 
 class PCAFeatures(srk.Module):
-    """Projects its input onto its first `n_components` principal components."""
+    """Projects its input onto its first `n_components` principal components.
+
+    From the covariance (summed over shards) rather than scikit-learn's PCA, which needs
+    all the rows in one process.
+    """
 
     kind = "pca"
     resources = srk.Resources(num_cpus=1)
+    supports_shards = True
 
-    def __init__(self, n_components: int, name: str | None = None) -> None:
-        super().__init__(name)
+    def __init__(self, n_components: int, shards: int = 1, name: str | None = None) -> None:
+        super().__init__(name, shards=shards)
         self.n_components = n_components
-        self.pca_: PCA | None = None
+        self.mean_: np.ndarray | None = None
+        self.components_: np.ndarray | None = None  # (n_components, features)
 
     def output_shape(self, input_shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         (elements, features), *others = input_shapes
@@ -45,33 +57,48 @@ class PCAFeatures(srk.Module):
     def learn(
         self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: srk.UpdateContext
     ) -> srk.Update:
-        self.pca_ = PCA(self.n_components, random_state=0).fit(inputs[0])
-        features = self.pca_.transform(inputs[0]).astype(np.float32)
-        explained = float(self.pca_.explained_variance_ratio_.sum())
+        data = inputs[0]
+        totals = ctx.allreduce(
+            {"sum": data.sum(axis=0, dtype=np.float64), "n": np.array(len(data))}
+        )
+        self.mean_ = totals["sum"] / totals["n"]
+        scatter = np.zeros((data.shape[1], data.shape[1]))
+        for start in range(0, len(data), BLOCK_ROWS):
+            block = data[start : start + BLOCK_ROWS] - self.mean_
+            scatter += block.T @ block
+        covariance = ctx.allreduce({"scatter": scatter})["scatter"] / (totals["n"] - 1)
+        variances, vectors = np.linalg.eigh(covariance)  # ascending
+        top = vectors[:, ::-1][:, : self.n_components].T
+        # One sign per component (its largest entry positive): shards and runs agree.
+        largest = np.abs(top).argmax(axis=1)
+        self.components_ = top * np.sign(top[np.arange(len(top)), largest])[:, None]
+        explained = float(variances[::-1][: self.n_components].sum() / variances.sum())
+        features = self._project(data)
         return srk.Update(
             forward=features,
             backward=[None],  # nothing to send to the observation below
-            files={"features_learn.txt": features, "pca_params.npz": self.state()},
+            files={"pca_params.npz": self.state()},
+            rows={"features_learn.txt": features},
             metrics={"explained_variance": explained},
         )
 
     def recognize(
         self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: srk.UpdateContext
     ) -> srk.Update:
-        if self.pca_ is None:
+        if self.components_ is None:
             raise ValueError("recognition needs a learned model: update it first")
-        features = self.pca_.transform(inputs[0]).astype(np.float32)
-        return srk.Update(forward=features, backward=[None], files={"features_recog.txt": features})
+        features = self._project(inputs[0])
+        return srk.Update(forward=features, backward=[None], rows={"features_recog.txt": features})
+
+    def _project(self, data: np.ndarray) -> np.ndarray:
+        assert self.mean_ is not None and self.components_ is not None
+        return ((data - self.mean_) @ self.components_.T).astype(np.float32)
 
     def state(self) -> dict[str, np.ndarray]:
-        if self.pca_ is None:
+        if self.components_ is None:
             return {}
-        return {"mean": self.pca_.mean_, "components": self.pca_.components_}
+        return {"mean": self.mean_, "components": self.components_}
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
-        if not state:
-            self.pca_ = None
-            return
-        self.pca_ = PCA(len(state["components"]))
-        self.pca_.mean_ = np.array(state["mean"])
-        self.pca_.components_ = np.array(state["components"])
+        self.mean_ = np.array(state["mean"]) if state else None
+        self.components_ = np.array(state["components"]) if state else None
