@@ -10,7 +10,7 @@ TORCH   ?= $(if $(HAS_GPU),torch==2.13.0,torch==2.13.0+cpu)
 # A run on one machine keeps Ray's traffic on loopback (Ray's single-machine mode).
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup browser demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory lint clean
+.PHONY: setup browser demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory bench-scale lint clean
 
 setup: $(VENV)/.installed
 
@@ -50,6 +50,9 @@ bench-messages: setup  ## message cost by payload size, one node vs two simulate
 
 bench-memory: setup  ## peak memory per process, VAE on the digits tiled 50 times (MEMORY_FLAGS=...)
 	$(BIN)/serket-ray bench-memory $(MEMORY_FLAGS)
+
+bench-scale: setup  ## sharded PCA -> GMM at 100k and 1M deformed digits, S = 1, 2 (SCALE_FLAGS=...)
+	$(BIN)/serket-ray bench-scale $(SCALE_FLAGS)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -23,7 +23,7 @@ from launch import data
 _SAMPLE_S = 0.02
 
 
-def _memory_mb(pid: int) -> tuple[int, int]:
+def memory_mb(pid: int) -> tuple[int, int]:
     """(RSS, private) in MB, from the kernel's per-process summary."""
     fields: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
@@ -33,7 +33,9 @@ def _memory_mb(pid: int) -> tuple[int, int]:
     return fields["Rss"] // 1024, private // 1024
 
 
-class _PeakSampler(threading.Thread):
+class PeakSampler(threading.Thread):
+    """Peak (RSS, private) MB of each named process, sampled every 20 ms until `done`."""
+
     def __init__(self, pids: dict[str, int]) -> None:
         super().__init__(daemon=True)
         self.pids = pids
@@ -44,7 +46,7 @@ class _PeakSampler(threading.Thread):
         while not self.done.is_set():
             for name, pid in self.pids.items():
                 try:
-                    rss, private = _memory_mb(pid)
+                    rss, private = memory_mb(pid)
                 except OSError:  # the process is gone or between states
                     continue
                 peak = self.peaks[name]
@@ -67,7 +69,7 @@ def run(
         model.connect(observation)
         pids = {p["module"]: p["pid"] for p in session.placements()}
         pids |= {"coordinator": session.status()["coordinator"]["pid"], "driver": os.getpid()}
-        sampler = _PeakSampler(pids)
+        sampler = PeakSampler(pids)
         sampler.start()
         for _ in range(updates):
             model.update()

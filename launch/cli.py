@@ -20,6 +20,7 @@ from launch import (
     bench_messages,
     bench_models,
     bench_quality,
+    bench_scale,
     data,
     deformed_digits,
     graph,
@@ -511,7 +512,30 @@ def build_parser() -> argparse.ArgumentParser:
     memory.set_defaults(
         run=lambda args: bench_memory.run(args.copies, args.updates, args.out, args.num_cpus)
     )
+    scale = commands.add_parser(
+        "bench-scale",
+        help="a sharded PCA -> GMM on deformed digits, by size and shard count, two "
+        "simulated nodes",
+    )
+    scale.add_argument("--elements", type=int, nargs="+", default=[100_000, 1_000_000])
+    scale.add_argument("--shards", type=int, nargs="+", default=[1, 2])
+    scale.add_argument(
+        "--data-dir", type=Path, default=Path("runs/bench-scale/data"),
+        help="where the digit sets are made once (3.1 GB per million digits)",
+    )  # fmt: skip
+    scale.add_argument("--out", type=Path, default=Path("runs/bench-scale"))
+    scale.add_argument("--updates", type=int, default=2, help="GMM updates per run")
+    scale.add_argument("--gmm", choices=ALGORITHMS, default="gibbs")
+    scale.add_argument("--node-cpus", type=int, default=2, help="CPUs of each simulated node")
+    scale.set_defaults(run=_bench_scale)
     return parser
+
+
+def _bench_scale(args: argparse.Namespace) -> None:
+    bench_scale.run(
+        args.elements, args.shards, args.data_dir, args.out,
+        updates=args.updates, algorithm=args.gmm, node_cpus=args.node_cpus,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

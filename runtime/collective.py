@@ -77,13 +77,18 @@ class TorchCollective:
     """`runtime.module.Collective` over the process group this actor joined.
 
     Each call is one collective of the arrays concatenated in float64: one round trip
-    however many arrays a module combines.
+    however many arrays a module combines. `payload_bytes` counts what this shard put
+    into collectives (the bytes on the wire are about twice that, in a ring).
     """
+
+    def __init__(self) -> None:
+        self.payload_bytes = 0
 
     def allreduce(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         from torch import distributed
 
         flat, unflatten = _flattened(arrays)
+        self.payload_bytes += flat.numel() * flat.element_size()
         distributed.all_reduce(flat)
         return unflatten(flat)
 
@@ -91,6 +96,7 @@ class TorchCollective:
         from torch import distributed
 
         flat, unflatten = _flattened(arrays)
+        self.payload_bytes += flat.numel() * flat.element_size()
         distributed.broadcast(flat, src=root)
         return unflatten(flat)
 

@@ -250,6 +250,8 @@ class ModuleHost:
             shard=shard,
             collective=self._collective,
         )
+        if isinstance(self._collective, TorchCollective):
+            self._collective.payload_bytes = 0  # counted per call, for its report
         began = time.perf_counter()
         result = getattr(self._module, mode)(arrays, prior, context)
         seconds = time.perf_counter() - began
@@ -313,6 +315,8 @@ class ModuleHost:
         )
         record = codec.unpack(report)
         record["files"] = names
+        if isinstance(self._collective, TorchCollective):
+            record["collective_bytes"] = self._collective.payload_bytes
         if mode == "learn":
             record["checkpoint"] = self._storage.write_checkpoint(
                 self._name, index, round_, self._module.state(), forward,

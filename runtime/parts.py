@@ -50,15 +50,29 @@ def read_rows(
     decode(part) gives a ``ref`` or ``message`` part's array (all its rows); ``npy``
     parts are read memory-mapped, so only the rows wanted are read from disk.
     """
-    pieces = []
-    for part in overlapping(parts, start, stop):
+    covering = overlapping(parts, start, stop)
+    covered = sum(min(stop, p["stop"]) - max(start, p["start"]) for p in covering)
+    if covered != stop - start:
+        raise ValueError(f"the parts hold {covered} of rows {start}..{stop}")
+
+    def piece(part: Part) -> np.ndarray:
         lo, hi = max(start, part["start"]) - part["start"], min(stop, part["stop"]) - part["start"]
         if "npy" in part:  # data: only these rows are read, as the float32 modules take
             data = np.load(part["npy"], mmap_mode="r", allow_pickle=False)
-            pieces.append(np.asarray(data[lo:hi], dtype=np.float32))
-        else:
-            pieces.append(decode(part)[lo:hi])
-    covered = sum(len(piece) for piece in pieces)
-    if covered != stop - start:
-        raise ValueError(f"the parts hold {covered} of rows {start}..{stop}")
-    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+            return np.asarray(data[lo:hi], dtype=np.float32)
+        return decode(part)[lo:hi]
+
+    first = piece(covering[0])
+    if len(covering) == 1:
+        return first  # a decoded message's rows are a view, no copy
+    # Several parts: each copied into its place as it is read, so besides the result one
+    # part's rows are held at a time (not all of them, then their concatenation).
+    rows = np.empty((stop - start, *first.shape[1:]), dtype=first.dtype)
+    rows[: len(first)] = first
+    filled = len(first)
+    del first
+    for part in covering[1:]:
+        block = piece(part)
+        rows[filled : filled + len(block)] = block
+        filled += len(block)
+    return rows

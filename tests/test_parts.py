@@ -35,7 +35,8 @@ def test_rows_are_read_across_parts_of_both_kinds(tmp_path):
     ]
     rows = parts.read_rows(message_parts, 5, 12, lambda part: messages[part["ref"]])
     np.testing.assert_array_equal(rows, data[5:12])
-    assert rows.dtype == np.float64  # decoded messages keep theirs
+    decoded = parts.read_rows(message_parts, 8, 12, lambda part: messages[part["ref"]])
+    assert decoded.dtype == np.float64 and decoded.base is not None  # a view, its dtype
     from_file = parts.read_rows(message_parts, 1, 3, lambda part: messages[part["ref"]])
     assert from_file.dtype == np.float32  # data files are read as the modules take them
     with pytest.raises(ValueError, match=r"hold 13 of rows 7\.\.21"):
@@ -104,8 +105,9 @@ def test_graph_files_take_shards_and_shard_files(tmp_path):
     assert model.modules[0].params["category"] == str(tmp_path / "digits" / "labels-*.npy")
     path.write_text(
         path.read_text().replace(
-            "type: gmm, params: {K: 3, category: {shards: digits/labels-*.npy}}", "type: mm"
+            "type: gmm, params: {K: 3, category: {shards: digits/labels-*.npy}}",
+            "type: vae, params: {latent_dim: 2}",
         )
     )
-    with pytest.raises(graph.GraphError, match="MarkovModel does not run sharded"):
+    with pytest.raises(graph.GraphError, match="VAE does not run sharded"):
         graph.load(path)

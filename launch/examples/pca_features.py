@@ -28,7 +28,7 @@ import numpy as np
 
 import runtime as srk
 
-BLOCK_ROWS = 16_384  # rows whose float64 copy is held at once while summing the scatter
+BLOCK_ROWS = 16_384  # rows whose float64 copy is held at once (scatter, projection)
 
 
 class PCAFeatures(srk.Module):
@@ -91,8 +91,13 @@ class PCAFeatures(srk.Module):
         return srk.Update(forward=features, backward=[None], rows={"features_recog.txt": features})
 
     def _project(self, data: np.ndarray) -> np.ndarray:
+        """In blocks of rows: no full-size centred copy of the data is made."""
         assert self.mean_ is not None and self.components_ is not None
-        return ((data - self.mean_) @ self.components_.T).astype(np.float32)
+        features = np.empty((len(data), len(self.components_)), dtype=np.float32)
+        for start in range(0, len(data), BLOCK_ROWS):
+            block = data[start : start + BLOCK_ROWS] - self.mean_
+            features[start : start + BLOCK_ROWS] = block @ self.components_.T
+        return features
 
     def state(self) -> dict[str, np.ndarray]:
         if self.components_ is None:
