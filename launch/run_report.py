@@ -25,7 +25,7 @@ from sklearn.metrics.cluster import contingency_matrix
 from actors import images
 from launch import data, report_figures, run_dir
 from launch.report import SCORES
-from runtime import data_files
+from runtime import data_files, shard_files
 from runtime.errors import DataError
 
 LATENT_ROUNDS = 4  # latent plots for at most this many rounds: the first, the last, between
@@ -55,6 +55,19 @@ def _read_json(path: Path, default: Any) -> Any:
 def _rounds_kept(folder: Path, file: str) -> list[int]:
     """Round numbers whose folder under `folder` holds `file`."""
     return sorted(int(p.parent.name.removeprefix("round_")) for p in folder.glob(f"round_*/{file}"))
+
+
+def _rounds_with(folder: Path, stem: str) -> list[int]:
+    """Round numbers whose folder holds the element-wise result `stem`, however written
+    (text, .npy, a sharded module's parts)."""
+    rounds = (int(p.name.removeprefix("round_")) for p in folder.glob("round_*") if p.is_dir())
+    return sorted(r for r in rounds if shard_files.has_result(folder / f"round_{r:03d}", stem))
+
+
+def _result(folder: Path, stem: str) -> np.ndarray:
+    found = shard_files.read_result(folder, stem)
+    assert found is not None  # asked only where `_rounds_with` or `has_result` found it
+    return found
 
 
 def _evenly(rounds: Sequence[int], most: int) -> list[int]:
@@ -180,24 +193,22 @@ def _loss_section(page: Page, modules: list[Path]) -> None:
 
 
 def _latent_section(page: Page, modules: list[Path], labels: np.ndarray | None) -> None:
-    classifiers = [m for m in modules if _rounds_kept(m, "class_learn.txt")]
+    classifiers = [m for m in modules if _rounds_with(m, "class_learn")]
     for folder in modules:
-        rounds = _evenly(_rounds_kept(folder, "z_learn.txt"), LATENT_ROUNDS)
+        rounds = _evenly(_rounds_with(folder, "z_learn"), LATENT_ROUNDS)
         if not rounds:
             continue
         page.heading(f"{folder.name}: latent space by PCA")
-        latents = {
-            r: np.loadtxt(folder / f"round_{r:03d}" / "z_learn.txt", ndmin=2) for r in rounds
-        }
+        latents = {r: _result(folder / f"round_{r:03d}", "z_learn") for r in rounds}
         colourings: dict[str, dict[int, np.ndarray]] = {}
         if labels is not None and len(labels) == len(latents[rounds[0]]):
             true = np.unique(labels, return_inverse=True)[1]  # as matched classes count
             colourings["true class"] = dict.fromkeys(rounds, true)
         for classifier in classifiers:
             colourings[f"{classifier.name} class"] = {
-                r: _matched(labels, np.loadtxt(path, ndmin=1).astype(int))
+                r: _matched(labels, _result(path, "class_learn").astype(int))
                 for r in rounds
-                if (path := classifier / f"round_{r:03d}" / "class_learn.txt").exists()
+                if shard_files.has_result(path := classifier / f"round_{r:03d}", "class_learn")
             }
         path = report_figures.latents_by_round(
             latents, colourings, page.folder / f"latent_{folder.name}.png"
@@ -207,11 +218,10 @@ def _latent_section(page: Page, modules: list[Path], labels: np.ndarray | None) 
 
 def _confusion_section(page: Page, modules: list[Path], labels: np.ndarray | None) -> None:
     for folder in modules:
-        classes_file = folder / "class_learn.txt"
-        if not classes_file.exists():
+        if not shard_files.has_result(folder, "class_learn"):
             continue
         page.heading(f"{folder.name}: confusion matrix (last round)")
-        classes = np.loadtxt(classes_file, ndmin=1).astype(int)
+        classes = _result(folder, "class_learn").astype(int)
         if labels is None or len(labels) != len(classes):
             page.note("No true labels for these elements: give them with --labels.")
             continue
@@ -240,13 +250,19 @@ def _reconstruction_section(
         page.heading(f"{folder.name}: digits and their reconstructions (last round)")
         rebuilt = np.load(rebuilt_file, mmap_mode="r")
         side = round(np.sqrt(rebuilt.shape[1]))
-        if inputs is None or inputs.shape != rebuilt.shape or side * side != rebuilt.shape[1]:
+        if (
+            inputs is None
+            or inputs.shape[1:] != rebuilt.shape[1:]
+            or len(rebuilt) > len(inputs)
+            or side * side != rebuilt.shape[1]
+        ):
             page.note("The run's data are not square images known here: give them with --data.")
             continue
         if labels is not None and len(labels) == len(inputs):  # two of each class
-            shown = np.concatenate([np.flatnonzero(labels == c)[:2] for c in np.unique(labels)])
+            kept = labels[: len(rebuilt)]  # the VAE keeps the first reconstructions only
+            shown = np.concatenate([np.flatnonzero(kept == c)[:2] for c in np.unique(kept)])
         else:
-            shown = np.arange(min(DIGITS_SHOWN, len(inputs)))
+            shown = np.arange(min(DIGITS_SHOWN, len(rebuilt)))
         shown = shown[:DIGITS_SHOWN]
         originals = inputs[shown]
         if deskewed:  # only the digits shown

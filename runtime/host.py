@@ -23,6 +23,7 @@ from runtime import codec, parts, process, shard_files
 from runtime.collective import GroupMember, TorchCollective
 from runtime.errors import MessageError, ModuleError, SerketError
 from runtime.module import Module, Progress, Shard, Solo, Update, UpdateContext, no_progress
+from runtime.output import row_file
 from runtime.progress import BoardProgress
 
 Mode = Literal["learn", "recognize"]
@@ -296,7 +297,9 @@ class ModuleHost:
         }
         return (
             codec.pack_wire(report),
-            codec.pack_wire({**result.files, **result.rows}),
+            codec.pack_wire(
+                {**result.files, **{row_file(n, len(v)): v for n, v in result.rows.items()}}
+            ),
             codec.pack_wire(self._module.state() if mode == "learn" else {}),
             forward,
             *backward_messages,

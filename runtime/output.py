@@ -33,6 +33,18 @@ def _atomic(path: Path, write: Any) -> None:
 
 
 WRITABLE = (".txt", ".npy", ".npz", ".json")
+# Element-wise results up to this many rows are Serket's text files (z_learn.txt); beyond,
+# .npy files of the same stem: text of millions of rows is slow to write and to read.
+TEXT_ROWS = 100_000
+
+
+def row_file(name: str, rows: int) -> str:
+    """The file an element-wise result of `rows` rows is written to (see TEXT_ROWS)."""
+    if rows > TEXT_ROWS and name.endswith(".txt"):
+        return name.removesuffix(".txt") + ".npy"
+    return name
+
+
 HISTORY, RECOGNITION, PLACEMENTS = "history.jsonl", "recognition.json", "placements.json"
 RUN_FILES = (HISTORY, RECOGNITION, PLACEMENTS)  # beside the module folders
 _MODULE_DIR = re.compile(r"module\d{3}_\w+")  # Serket's numbering: module001_vae

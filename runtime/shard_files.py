@@ -48,6 +48,28 @@ def read_parts(folder: str | Path, stem: str) -> np.ndarray:
     return np.concatenate([np.load(path, allow_pickle=False) for _, path in found])
 
 
+def read_result(folder: str | Path, stem: str) -> np.ndarray | None:
+    """A module's element-wise result (say "z_learn") in a folder, however it was
+    written: Serket's text file, a .npy file (large), or a sharded module's parts; None
+    if there is none."""
+    folder = Path(folder)
+    if (folder / f"{stem}.txt").exists():
+        return np.loadtxt(folder / f"{stem}.txt", ndmin=1)
+    if (folder / f"{stem}.npy").exists():
+        return np.load(folder / f"{stem}.npy", allow_pickle=False)
+    try:
+        return read_parts(folder, stem)
+    except FileNotFoundError:
+        return None
+
+
+def has_result(folder: str | Path, stem: str) -> bool:
+    folder = Path(folder)
+    return any(
+        (folder / name).exists() for name in (f"{stem}.txt", f"{stem}.npy", part_name(stem, 0))
+    )
+
+
 @dataclass(frozen=True)
 class Storage:
     """The run's output and checkpoint folders, as a shard sees them."""
