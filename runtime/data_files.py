@@ -45,22 +45,27 @@ def inspect(path: str, ndim: int) -> dict[str, Any]:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         return {"file": path, "problem": f"cannot be read as .npy ({exc})"}
+    return {"file": path, **inspect_array(array, ndim)}
+
+
+def inspect_array(array: np.ndarray, ndim: int) -> dict[str, Any]:
+    """An array's rows, row shape, dtype and digest, or the problem with it (read in
+    blocks of rows: a memory-mapped file is never read whole)."""
     if array.dtype.kind not in "biuf":
-        return {"file": path, "problem": f"must be numeric, got dtype {array.dtype}"}
+        return {"problem": f"must be numeric, got dtype {array.dtype}"}
     if array.ndim != ndim:
-        return {"file": path, "problem": f"must be {ndim}-D, got shape {array.shape}"}
+        return {"problem": f"must be {ndim}-D, got shape {array.shape}"}
     if len(array) == 0:
-        return {"file": path, "problem": "is empty"}
+        return {"problem": "is empty"}
     hashed = hashlib.sha256(f"{array.dtype.str} {array.shape}".encode())
     for start in range(0, len(array), SCAN_ROWS):
         block = np.ascontiguousarray(array[start : start + SCAN_ROWS])
         finite = np.isfinite(block).reshape(len(block), -1).all(axis=1)
         if not finite.all():
             row = start + int(np.flatnonzero(~finite)[0])
-            return {"file": path, "problem": f"holds NaN or inf, first at row {row}"}
+            return {"problem": f"holds NaN or inf, first at row {row}"}
         hashed.update(block.reshape(-1).view(np.uint8))
     return {
-        "file": path,
         "rows": len(array),
         "row_shape": [int(n) for n in array.shape[1:]],
         "dtype": array.dtype.str,

@@ -1,13 +1,15 @@
-"""Shard files inspected by Ray tasks on the cluster, so the driver never opens them."""
+"""Data inspected by Ray tasks on the cluster, so the driver never reads it: shard files,
+and the blocks of a Ray Data dataset."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
 
+import numpy as np
 import ray
 
-from runtime.data_files import expand, inspect
+from runtime.data_files import expand, inspect, inspect_array
 from runtime.errors import DataError
 
 
@@ -19,6 +21,11 @@ def _listed(pattern: str) -> list[str]:
 @ray.remote(num_cpus=1)
 def _inspected(path: str, ndim: int) -> dict[str, Any]:
     return inspect(path, ndim)
+
+
+@ray.remote(num_cpus=1)
+def _inspected_block(block: np.ndarray, ndim: int) -> dict[str, Any]:
+    return inspect_array(np.asarray(block), ndim)
 
 
 def describe(pattern: str, source: str, ndim: int = 2) -> tuple[list[dict[str, Any]], str]:
@@ -33,6 +40,30 @@ def describe(pattern: str, source: str, ndim: int = 2) -> tuple[list[dict[str, A
     if not files:
         raise DataError(source, f"no .npy files match {pattern!r} on the cluster")
     described = ray.get([_inspected.remote(path, ndim) for path in files])
+    return _joined(described, source)
+
+
+def describe_dataset(
+    dataset: Any, column: str | None, source: str
+) -> tuple[list[dict[str, Any]], str]:
+    """A Ray Data dataset's blocks as numpy arrays in Ray's object store (converted by
+    Ray's tasks, in the dataset's order), inspected on the cluster like files; each
+    block's metadata carries its reference ("block") instead of a file name."""
+    context = ray.data.DataContext.get_current()
+    kept = context.execution_options.preserve_order
+    context.execution_options.preserve_order = True  # a fixed global index per element
+    try:
+        blocks = dataset.to_numpy_refs(column=column)
+    finally:
+        context.execution_options.preserve_order = kept
+    described = ray.get([_inspected_block.remote(block, 2) for block in blocks])
+    for index, (item, block) in enumerate(zip(described, blocks, strict=True)):
+        item.update(file=f"block {index} of the dataset", block=block)
+    return _joined([d for d in described if d.get("problem") != "is empty"], source)
+
+
+def _joined(described: list[dict[str, Any]], source: str) -> tuple[list[dict[str, Any]], str]:
+    """Check the pieces agree, number their rows; returns them and the whole's digest."""
     first = described[0]
     start = 0
     for item in described:

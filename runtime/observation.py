@@ -36,20 +36,27 @@ class Observation:
 
     data: an array, validated here, in the caller's process, which travels to the
     cluster once, through Ray's object store, however many rounds read it. Or a folder
-    or glob of `.npy` files (rows of one array each, in file-name order): inspected on
-    the cluster when the first module connects, and read by the module actors that use
-    it, each the rows it owns; this process never opens them (`runtime.data_files`).
+    or glob of `.npy` files (rows of one array each, in file-name order), or a
+    `ray.data.Dataset` (Ray Data reads parquet, numpy, images from disk or object
+    storage; `column`: the column holding the rows, default its only one). Those are
+    inspected on the cluster when the first module connects and read by the module
+    actors that use them, each the rows it owns: this process never reads them
+    (`runtime.data_files`, `runtime.data_inspection`).
     """
 
     kind = "obs"
 
-    def __init__(self, data: object, name: str | None = None) -> None:
+    def __init__(self, data: object, name: str | None = None, column: str | None = None) -> None:
         self.name = name or self.kind
         self.files: str | None = None
+        self.dataset: object | None = None
+        self.column = column
         self.data: np.ndarray | None = None
         self._shape: tuple[int, int] | None = None
         if data_files.is_pattern(data):
             self.files = str(data)
+        elif hasattr(data, "to_numpy_refs"):  # a ray.data.Dataset (no Ray import here)
+            self.dataset = data
         else:
             self.data = validated_data(data, f"Observation {self.name!r}")
             self._shape = self.data.shape
@@ -60,7 +67,7 @@ class Observation:
         """(elements, features); of files, known once the first module connected."""
         if self._shape is None:
             raise DataError(
-                f"Observation {self.name!r}", "its files are inspected when a module connects"
+                f"Observation {self.name!r}", "its data are inspected when a module connects"
             )
         return self._shape
 

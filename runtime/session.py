@@ -165,8 +165,8 @@ class Session:
 
     def register_observation(self, handle: ObservationHandle) -> None:
         observation = handle.observation
-        if observation.files is not None:
-            self._register_files(handle, observation.files)
+        if observation.files is not None or observation.dataset is not None:
+            self._register_on_cluster(handle)
             return
         data = observation.data
         assert data is not None
@@ -179,19 +179,25 @@ class Session:
             who=handle.full_name, what="registration", timeout_s=self.start_timeout_s,
         )  # fmt: skip
 
-    def _register_files(self, handle: ObservationHandle, pattern: str) -> None:
-        """An observation of `.npy` files: inspected on the cluster, sent on as parts
-        (file paths with their rows) that the module actors read themselves."""
+    def _register_on_cluster(self, handle: ObservationHandle) -> None:
+        """An observation of files or of a Ray Data dataset: inspected on the cluster,
+        sent on as parts (files or blocks, with their rows) that the actors read."""
         self.start()
-        described, whole = data_inspection.describe(pattern, handle.full_name)
+        observation = handle.observation
+        if observation.files is not None:
+            described, whole = data_inspection.describe(observation.files, handle.full_name)
+            where = [{"npy": d["file"]} for d in described]
+        else:
+            described, whole = data_inspection.describe_dataset(
+                observation.dataset, observation.column, handle.full_name
+            )
+            where = [{"array": d["block"]} for d in described]
         message = [
-            {"start": d["start"], "stop": d["start"] + d["rows"], "npy": d["file"]}
-            for d in described
+            {"start": d["start"], "stop": d["start"] + d["rows"], **place}
+            for d, place in zip(described, where, strict=True)
         ]
         shape = (message[-1]["stop"], *described[0]["row_shape"])
-        if len(shape) != 2:
-            raise DataError(handle.full_name, f"rows must be 1-D feature vectors, got {shape}")
-        handle.observation.described(shape)
+        observation.described(shape)
         self.call(
             "add_observation", handle.full_name, message, list(shape), [whole],
             who=handle.full_name, what="registration", timeout_s=self.start_timeout_s,

@@ -8,7 +8,8 @@ Placement: one placement group per module, one bundle per shard, spread over nod
 the cluster has them and packed otherwise (Ray's SPREAD; shards that reserve no CPU are
 spread the same way without a placement group, which cannot hold empty bundles). A
 module connected to another of the same shard count places its shard i on the node of
-that module's shard i, so the element-wise messages between them stay within a node.
+that module's shard i where that node has room (elsewhere otherwise), so the
+element-wise messages between them stay within a node.
 
 Loss: the shards of an update wait for each other in collectives, so when one is lost
 the others cannot finish that update. The group then stops them all and starts every
@@ -111,7 +112,11 @@ class ShardGroup:
     def _actor(self, index: int) -> Any:
         options = {key: self._options[key] for key in ("num_cpus", "num_gpus")}
         if self._companion_nodes is not None:
-            strategy: Any = NodeAffinitySchedulingStrategy(self._companion_nodes[index], soft=True)
+            # Soft, and spilled when that node is busy (a private flag, used by Ray Data
+            # itself): plain soft affinity waits for a busy node, which may never free up.
+            strategy: Any = NodeAffinitySchedulingStrategy(
+                self._companion_nodes[index], soft=True, _spill_on_unavailable=True
+            )
         elif self._group is None:  # an actor that reserves nothing needs no bundle
             strategy = "SPREAD"
         else:

@@ -330,3 +330,31 @@ def test_connected_shards_sit_together_and_the_sharded_user_module_equals_unshar
     for shard in (0, 1):  # shard i of the GMM beside shard i of the PCA it reads
         assert nodes[(classes.full_name, shard)] == nodes[(pca.full_name, shard)]
     np.testing.assert_allclose(features[2], features[1], rtol=1e-4, atol=1e-4)
+
+
+def test_a_ray_data_dataset_is_read_by_the_actors_in_order(cluster, data, tmp_path):
+    z, labels = data
+    blocks = np.array_split(z, 4)  # one dataset block each
+    dataset = ray.data.from_numpy(blocks)
+    srk.init(tmp_path / "run", address=cluster[0].address, display="off")
+    try:
+        obs = srk.Observation(dataset)
+        module = GMM(3, algorithm="em", shards=2, category=labels)
+        module.connect(obs)
+        assert obs.shape == z.shape
+        from_dataset = module.update()
+    finally:
+        srk.shutdown()
+    (direct,), _, _ = _run(cluster, tmp_path / "direct", z, labels, rounds=1, algorithm="em",
+                           shards=2)  # fmt: skip
+    assert from_dataset["metrics"] == pytest.approx(direct["metrics"])
+    bad = [block.copy() for block in blocks]
+    bad[1][3, 0] = np.nan
+    srk.init(tmp_path / "bad", address=cluster[0].address, display="off")
+    try:
+        with pytest.raises(
+            DataError, match="block 1 of the dataset holds NaN or inf, first at row 3"
+        ):
+            GMM(3, shards=2).connect(srk.Observation(ray.data.from_numpy(bad)))
+    finally:
+        srk.shutdown()
