@@ -34,10 +34,15 @@ def memory_mb(pid: int) -> tuple[int, int]:
 
 
 class PeakSampler(threading.Thread):
-    """Peak (RSS, private) MB of each named process, sampled every 20 ms until `done`."""
+    """Peak (RSS, private) MB of each named process, sampled every `every_s` until `done`.
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    Reading a process's smaps takes its memory map's lock: sampled often, a process that
+    allocates much (a shard of a large update) is slowed down by the sampling itself.
+    """
+
+    def __init__(self, pids: dict[str, int], every_s: float = _SAMPLE_S) -> None:
         super().__init__(daemon=True)
+        self.every_s = every_s
         self.pids = pids
         self.peaks = {name: (0, 0) for name in pids}
         self.done = threading.Event()
@@ -51,7 +56,7 @@ class PeakSampler(threading.Thread):
                     continue
                 peak = self.peaks[name]
                 self.peaks[name] = (max(peak[0], rss), max(peak[1], private))
-            time.sleep(_SAMPLE_S)
+            time.sleep(self.every_s)
 
 
 def run(

@@ -29,6 +29,9 @@ from launch.bench_memory import PeakSampler
 from launch.examples.pca_features import PCAFeatures
 
 FEATURES = 18  # the tutorial's latent size: the GMM classifies 18-D rows
+# Memory sampled twice a second: reading a large process's smaps more often slowed the
+# shards' updates measurably (peaks of a large update last seconds).
+SAMPLE_S = 0.5
 CLASSES = 10
 
 
@@ -60,7 +63,7 @@ def _one(
             f"{p['module'].split('_', 1)[1]} shard {p.get('shard', 0)}": p["pid"] for p in placed
         }
         pids |= {"coordinator": session.status()["coordinator"]["pid"], "driver": os.getpid()}
-        sampler = PeakSampler(pids)
+        sampler = PeakSampler(pids, every_s=SAMPLE_S)
         sampler.start()
         pca.update()
         reports = [gmm.update() for _ in range(updates)]
