@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from runtime import data_files, parts, shard_files
+from runtime import data_files, output, parts, shard_files
 from runtime.metrics import (
     classification_scores,
     contingency_table,
@@ -111,3 +111,18 @@ def test_graph_files_take_shards_and_shard_files(tmp_path):
     )
     with pytest.raises(graph.GraphError, match="VAE does not run sharded"):
         graph.load(path)
+
+
+def test_results_read_back_however_they_were_written(tmp_path):
+    small, large = np.arange(6).reshape(3, 2), np.arange(10)
+    np.savetxt(tmp_path / "z_learn.txt", small)
+    np.save(tmp_path / "class_learn.npy", large)
+    for index, rows in enumerate(np.array_split(large, 2)):
+        np.save(tmp_path / shard_files.part_name("Pdz_learn.txt", index), rows)
+    np.testing.assert_array_equal(shard_files.read_result(tmp_path, "z_learn"), small)
+    np.testing.assert_array_equal(shard_files.read_result(tmp_path, "class_learn"), large)
+    np.testing.assert_array_equal(shard_files.read_result(tmp_path, "Pdz_learn"), large)
+    assert shard_files.read_result(tmp_path, "mu_learn") is None
+    assert not shard_files.has_result(tmp_path, "mu_learn")
+    assert output.row_file("z_learn.txt", output.TEXT_ROWS) == "z_learn.txt"
+    assert output.row_file("z_learn.txt", output.TEXT_ROWS + 1) == "z_learn.npy"
