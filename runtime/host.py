@@ -131,7 +131,7 @@ class ModuleHost:
     def update(self, round_: int, backward: Message | None, *inputs: Message) -> tuple[Any, ...]:
         """Returns encoded messages (`codec.pack_wire`): report, files, state, forward
         message, one backward message per input. A shard returns only its report (the
-        files and state are written) and its messages: see `shard_files.written`."""
+        files and state are written) and its messages: see `_written`."""
         return self._guarded("learn", round_, backward, inputs, None)
 
     def recognize(
@@ -202,23 +202,6 @@ class ModuleHost:
             )
         return payload
 
-    def _shard_rows(self, inputs: tuple[Message, ...], mode: Mode) -> tuple[Shard, bool]:
-        """This actor's shard of the call, and whether its rows must be cut from the
-        inputs. Learning covers the rows declared at connect time; recognition covers the
-        novel data, whose element count (the first axis) is its own."""
-        if mode == "learn":
-            total = int(self._inputs[0]["shape"][0])
-        else:
-            first = inputs[0]
-            total = (
-                first[-1]["stop"]
-                if isinstance(first, list)
-                else _element_count(self._payload(first, "forward"))
-            )
-        count = self._shard["count"]
-        start, stop = parts.ranges(total, count)[self._shard["index"]]
-        return Shard(self._shard["index"], count, start, stop, total), count > 1
-
     def _run(
         self,
         mode: Mode,
@@ -227,14 +210,28 @@ class ModuleHost:
         inputs: tuple[Message, ...],
         category: np.ndarray | None,
     ) -> tuple[Any, ...]:
-        shard, cut = self._shard_rows(inputs, mode)
-        rows = (shard.start, shard.stop) if cut else None
+        # Learning covers the rows declared at connect time; recognition covers the novel
+        # data, whose element count (the first axis) is its own.
+        index, count = self._shard["index"], self._shard["count"]
+        declared = int(self._inputs[0]["shape"][0])
+        if count == 1:  # whole messages (or all of their parts), each decoded once
+            received = [self._received(m, "forward", None) for m in inputs]
+            total = declared if mode == "learn" else _element_count(received[0])
+            rows, shard = None, Shard(0, 1, 0, total, total)
+        else:  # a shard gets its inputs in parts and reads the rows of its own range
+            first = inputs[0]
+            assert isinstance(first, list)  # the shard group sends every message in parts
+            total = declared if mode == "learn" else int(first[-1]["stop"])
+            start, stop = parts.ranges(total, count)[index]
+            rows, shard = (start, stop), Shard(index, count, start, stop, total)
+            received = [self._received(m, "forward", rows) for m in inputs]
+        cut = rows is not None
         owned = shard.stop - shard.start
         arrays = [
-            self._fitting(*self._received(message, "forward", rows), "forward",
-                          _with_rows(spec["shape"], owned))
-            for message, spec in zip(inputs, self._inputs, strict=True)
-        ]  # fmt: skip
+            self._fitting(*message, "forward", _with_rows(spec["shape"], owned))
+            for message, spec in zip(received, self._inputs, strict=True)
+        ]
+        del received
         output_shape = _with_rows(self._output_shape, owned)
         prior = (
             None
