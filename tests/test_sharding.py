@@ -358,3 +358,26 @@ def test_a_ray_data_dataset_is_read_by_the_actors_in_order(cluster, data, tmp_pa
             GMM(3, shards=2).connect(srk.Observation(ray.data.from_numpy(bad)))
     finally:
         srk.shutdown()
+
+
+def test_a_sharded_run_keeps_only_the_rounds_asked_for(cluster, data, tmp_path):
+    z, _ = data
+    srk.init(tmp_path, address=cluster[0].address, display="off", keep_rounds=1)
+    try:
+        module = GMM(3, algorithm="em", shards=2)
+        module.connect(srk.Observation(z))
+        for _ in range(3):
+            module.update()
+    finally:
+        srk.shutdown()
+    folder = tmp_path / module.full_name
+    assert sorted(p.name for p in folder.glob("round_*")) == ["round_001", "round_003"]
+    np.testing.assert_array_equal(
+        read_parts(folder, "class_learn"), read_parts(folder / "round_003", "class_learn")
+    )
+    checkpoints = sorted(p.name for p in (tmp_path / "checkpoints").glob(f"{module.full_name}*"))
+    assert checkpoints == [
+        f"{module.full_name}.r0003.s{shard:04d}.{what}"
+        for shard in (0, 1)
+        for what in ("forward.msgpack", "state.npz")
+    ]
