@@ -49,6 +49,13 @@ def describe_dataset(
     """A Ray Data dataset's blocks as numpy arrays in Ray's object store (converted by
     Ray's tasks, in the dataset's order), inspected on the cluster like files; each
     block's metadata carries its reference ("block") instead of a file name."""
+    if column is None:  # the dataset's only column (Ray's numpy readers call it "data")
+        columns = dataset.columns()
+        if len(columns) != 1:
+            raise DataError(
+                source, f"the dataset has columns {columns}: name the rows' one with column="
+            )
+        column = columns[0]
     context = ray.data.DataContext.get_current()
     kept = context.execution_options.preserve_order
     context.execution_options.preserve_order = True  # a fixed global index per element

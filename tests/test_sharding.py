@@ -335,10 +335,10 @@ def test_connected_shards_sit_together_and_the_sharded_user_module_equals_unshar
 def test_a_ray_data_dataset_is_read_by_the_actors_in_order(cluster, data, tmp_path):
     z, labels = data
     blocks = np.array_split(z, 4)  # one dataset block each
-    dataset = ray.data.from_numpy(blocks)
     srk.init(tmp_path / "run", address=cluster[0].address, display="off")
     try:
-        obs = srk.Observation(dataset)
+        srk.current().start()  # the dataset's blocks belong to the session's Ray connection
+        obs = srk.Observation(ray.data.from_numpy(blocks))
         module = GMM(3, algorithm="em", shards=2, category=labels)
         module.connect(obs)
         assert obs.shape == z.shape
@@ -352,6 +352,7 @@ def test_a_ray_data_dataset_is_read_by_the_actors_in_order(cluster, data, tmp_pa
     bad[1][3, 0] = np.nan
     srk.init(tmp_path / "bad", address=cluster[0].address, display="off")
     try:
+        srk.current().start()
         with pytest.raises(
             DataError, match="block 1 of the dataset holds NaN or inf, first at row 3"
         ):
