@@ -139,9 +139,8 @@ class GMM(Module):
         With one thread (the default) they run in this thread: with a one-worker pool,
         one of four Ray runs of the tutorial ended on another GMM solution (cause not
         pinned: rounding that depends on where a thread's arrays land is the suspect);
-        in this thread ten of ten repeated bit for bit. Sharded, the chains run in this
-        thread, as the shards' collectives must come in the same order on every shard:
-        EM's one after another, Gibbs's in lock step (one collective per sweep for all).
+        in this thread ten of ten repeated bit for bit. Sharded, the chains run one after
+        another: the shards' collectives must come in the same order on every shard.
         """
         reduce = ctx.allreduce
         if self.algorithm == "em":
@@ -154,18 +153,19 @@ class GMM(Module):
         else:
             data = mixture_gibbs.GibbsData.of(z, reduce=reduce if ctx.sharded else None)
 
-            def rng(chain: int, *stream: int) -> np.random.Generator:
-                return np.random.default_rng([self.seed, ctx.round, chain, *stream])
-
-            if ctx.sharded:  # parameters alike on every shard, elements each its own
-                return mixture_gibbs.sample_chains(
-                    data, starts, log_prior, sweeps=self.itr, reduce=reduce,
-                    rngs=[rng(chain) for chain in range(len(starts))],
-                    element_rngs=[rng(c, 1 + ctx.shard.index) for c in range(len(starts))],
-                )  # fmt: skip
-
             def fit(chain: int, start: np.ndarray) -> mixture.MixtureFit:
-                return mixture_gibbs.sample(data, start, log_prior, sweeps=self.itr, rng=rng(chain))
+                rng = np.random.default_rng([self.seed, ctx.round, chain])
+                # Sharded: the parameters from `rng`, alike on every shard; each shard's
+                # elements from a stream of its own.
+                elements = (
+                    np.random.default_rng([self.seed, ctx.round, chain, 1 + ctx.shard.index])
+                    if ctx.sharded
+                    else None
+                )
+                return mixture_gibbs.sample(
+                    data, start, log_prior, sweeps=self.itr, rng=rng, reduce=reduce,
+                    element_rng=elements,
+                )  # fmt: skip
 
         workers = 1 if ctx.sharded else min(self.num_threads, len(starts))
         if workers == 1:  # in this thread: a Ray actor's runs then repeat bit for bit

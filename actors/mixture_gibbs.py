@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +36,7 @@ from actors.mixture import (
     MixtureFit,
     MixtureParams,
     Reduce,
+    mean_over_elements,
     precision_factors,
 )
 
@@ -117,42 +117,22 @@ def class_statistics(
     elements; the blocks' float32 sums are added in float64, so rounding does not grow
     with N.
     """
-    return chains_statistics(features, [classes], n_classes, rows_per_block, reduce)[0]
-
-
-def chains_statistics(
-    features: np.ndarray,
-    classes_of_chains: Sequence[np.ndarray],
-    n_classes: int,
-    rows_per_block: int = ROWS_PER_BLOCK,
-    reduce: Reduce = ALONE,
-) -> list[ClassStatistics]:
-    """`class_statistics` of several chains' classes, summed over shards in one
-    collective (one round trip however many chains)."""
     n_features, n = features.shape
     d = math.isqrt(2 * n_features) - 1  # n_features = (d + 1)(d + 2) / 2
-    local = {}
-    for chain, classes in enumerate(classes_of_chains):
-        totals = np.zeros((n_features, n_classes))
-        for start in range(0, n, rows_per_block):
-            block = classes[start : start + rows_per_block]
-            indicator = np.zeros((n_classes, len(block)), dtype=np.float32)
-            indicator[block, np.arange(len(block))] = 1.0
-            totals += features[:, start : start + rows_per_block] @ indicator.T
-        local[f"totals{chain}"] = totals
-        local[f"counts{chain}"] = np.bincount(classes, minlength=n_classes).astype(float)
-    summed = reduce(local)
+    totals = np.zeros((n_features, n_classes))
+    for start in range(0, n, rows_per_block):
+        block = classes[start : start + rows_per_block]
+        indicator = np.zeros((n_classes, len(block)), dtype=np.float32)
+        indicator[block, np.arange(len(block))] = 1.0
+        totals += features[:, start : start + rows_per_block] @ indicator.T
+    counts = np.bincount(classes, minlength=n_classes).astype(float)  # exact at any N
+    summed = reduce({"totals": totals, "counts": counts})
+    totals, counts = summed["totals"], summed["counts"]
     upper = np.triu_indices(d)
-    found = []
-    for chain in range(len(classes_of_chains)):
-        totals = summed[f"totals{chain}"]
-        second = np.zeros((n_classes, d, d))
-        second[:, upper[0], upper[1]] = totals[: len(upper[0])].T
-        second = second + np.triu(second, k=1).transpose(0, 2, 1)
-        found.append(
-            ClassStatistics(summed[f"counts{chain}"], totals[len(upper[0]) : -1].T, second)
-        )
-    return found
+    second = np.zeros((n_classes, d, d))
+    second[:, upper[0], upper[1]] = totals[: len(upper[0])].T
+    second = second + np.triu(second, k=1).transpose(0, 2, 1)
+    return ClassStatistics(counts, totals[len(upper[0]) : -1].T, second)
 
 
 def log_densities(
@@ -259,78 +239,49 @@ def sample(
     *,
     sweeps: int,
     rng: np.random.Generator,
-) -> MixtureFit:
-    """`sweeps` blocked Gibbs sweeps of one chain from initial responsibilities (N, K):
-    `sample_chains` of one chain, unsharded."""
-    return sample_chains(data, [initial], log_prior, sweeps=sweeps, rngs=[rng])[0]
-
-
-def sample_chains(
-    data: GibbsData,
-    starts: Sequence[np.ndarray],
-    log_prior: np.ndarray | None,
-    *,
-    sweeps: int,
-    rngs: Sequence[np.random.Generator],
     reduce: Reduce = ALONE,
-    element_rngs: Sequence[np.random.Generator] | None = None,
-) -> list[MixtureFit]:
-    """`sweeps` blocked Gibbs sweeps of each chain from its initial responsibilities
-    (N, K), the chains in lock step.
+    element_rng: np.random.Generator | None = None,
+) -> MixtureFit:
+    """`sweeps` blocked Gibbs sweeps from initial responsibilities (N, K).
 
-    `data` is `GibbsData.of(z)`, shared by the chains of an update. Each result
-    summarises its chain's last sample: the posterior mean of the parameters given its
-    classes, and P(class | z) under that mean (with the class prior from above), in
-    float32 as sent. Each chain draws from its own generator, so a chain's result does
-    not depend on the others.
+    `data` is `GibbsData.of(z)`, shared by the chains of an update. The result summarises
+    the last sample: the posterior mean of the parameters given its classes, and
+    P(class | z) under that mean (with the class prior from above), in float32 as sent.
 
     Sharded (Chang and Fisher's argument: the blocked sampler keeps its stationary
-    distribution): `reduce` sums the class statistics over shards, all chains' in one
-    collective per sweep (the shards wait for each other once a sweep, not once a chain
-    and sweep); every shard draws the same parameters from `rngs` (seeded alike on all),
-    and each draws its own elements' classes from its own `element_rngs` (default:
-    `rngs`, unsharded).
+    distribution): `reduce` sums the class statistics over shards, every shard draws the
+    same parameters from `rng` (seeded alike on all), and each draws its own elements'
+    classes from its own `element_rng` (default: `rng`, unsharded).
     """
-    element_rngs = element_rngs or rngs
-    n_classes = starts[0].shape[1]
-    classes = [start.argmax(axis=1) for start in starts]
+    element_rng = element_rng or rng
+    n_classes = initial.shape[1]
+    classes = initial.argmax(axis=1)
     log_prior_by_class = None if log_prior is None else log_prior.T.astype(np.float32)  # (K, N)
 
-    def statistics() -> list[ClassStatistics]:
-        return chains_statistics(data.features, classes, n_classes, reduce=reduce)
+    def statistics() -> ClassStatistics:
+        return class_statistics(data.features, classes, n_classes, reduce=reduce)
 
     for _ in range(sweeps):
-        for chain, stats in enumerate(statistics()):
-            post = posterior(stats, data.prior)
-            log_weights, means, precision_cholesky = draw_parameters(post, data.prior, rngs[chain])
-            joint = _log_joint(data, log_weights, means, precision_cholesky, log_prior_by_class)
-            # Every element's class at once, by inverting its cumulative distribution.
-            probabilities = np.exp(joint - joint.max(axis=0))
-            cumulative = np.cumsum(probabilities, axis=0)
-            uniform = element_rngs[chain].random(len(classes[chain]), dtype=np.float32)
-            uniform *= cumulative[-1]
-            classes[chain] = np.minimum((cumulative < uniform).sum(axis=0), n_classes - 1)
-    summaries, responsibilities, sums = [], [], []
-    for stats in statistics():
-        centred = posterior_mean(posterior(stats, data.prior), data.prior)
-        joint = _log_joint(
-            data,
-            np.log(centred.weights),
-            centred.means,
-            precision_factors(centred.covariances),
-            log_prior_by_class,
-        )
-        norm = logsumexp(joint, axis=0)
-        summaries.append(dataclasses.replace(centred, means=centred.means + data.origin))
-        responsibilities.append(np.exp(joint - norm).T)
-        sums.append(norm.sum())
-    totals = reduce({"sums": np.array(sums), "count": np.array(len(classes[0]))})
-    return [
-        MixtureFit(summary, chain_responsibilities, float(total / totals["count"]), sweeps)
-        for summary, chain_responsibilities, total in zip(
-            summaries, responsibilities, totals["sums"], strict=True
-        )
-    ]
+        post = posterior(statistics(), data.prior)
+        log_weights, means, precision_cholesky = draw_parameters(post, data.prior, rng)
+        joint = _log_joint(data, log_weights, means, precision_cholesky, log_prior_by_class)
+        # Every element's class at once, by inverting its cumulative distribution.
+        probabilities = np.exp(joint - joint.max(axis=0))
+        cumulative = np.cumsum(probabilities, axis=0)
+        uniform = element_rng.random(len(classes), dtype=np.float32) * cumulative[-1]
+        classes = np.minimum((cumulative < uniform).sum(axis=0), n_classes - 1)
+    post = posterior(statistics(), data.prior)
+    centred = posterior_mean(post, data.prior)
+    joint = _log_joint(
+        data,
+        np.log(centred.weights),
+        centred.means,
+        precision_factors(centred.covariances),
+        log_prior_by_class,
+    )
+    norm = logsumexp(joint, axis=0)
+    summary = dataclasses.replace(centred, means=centred.means + data.origin)
+    return MixtureFit(summary, np.exp(joint - norm).T, mean_over_elements(norm, reduce), sweeps)
 
 
 def _log_joint(

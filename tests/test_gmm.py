@@ -237,19 +237,3 @@ def test_gmm_benchmark_prints_one_row_per_size(capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
     assert [(int(row[0]), int(row[1])) for row in rows] == [(200, 1), (200, 2), (400, 1), (400, 2)]
     assert all(float(row[4]) > 0.9 for row in rows)  # means 3 apart per axis, spread ~0.7
-
-
-def test_chains_in_lock_step_give_each_chain_its_own_result():
-    """Sharded Gibbs runs an update's chains in lock step (one collective a sweep): each
-    chain's result must be the one it gives alone."""
-    rng = np.random.default_rng(3)
-    z = np.concatenate([rng.normal(c, 0.5, (60, 2)) for c in (0.0, 3.0, 6.0)])
-    data = mixture_gibbs.GibbsData.of(z)
-    starts = [np.eye(3)[rng.integers(0, 3, len(z))] for _ in range(2)]
-    together = mixture_gibbs.sample_chains(
-        data, starts, None, sweeps=5, rngs=[np.random.default_rng(s) for s in (10, 11)]
-    )
-    for start, seed, fit in zip(starts, (10, 11), together, strict=True):
-        alone = mixture_gibbs.sample(data, start, None, sweeps=5, rng=np.random.default_rng(seed))
-        np.testing.assert_array_equal(fit.responsibilities, alone.responsibilities)
-        assert fit.log_likelihood == alone.log_likelihood
