@@ -49,8 +49,17 @@ class GroupMember:
         )
         return int(self._store.port)
 
-    def join(self, host: str, port: int, rank: int, world_size: int, timeout_s: float) -> None:
-        """Every shard (shard 0 after `open_store`): join the group through the store."""
+    def join(
+        self,
+        host: str,
+        port: int,
+        rank: int,
+        world_size: int,
+        timeout_s: float,
+        collective_timeout_s: float,
+    ) -> None:
+        """Every shard (shard 0 after `open_store`): join the group through the store.
+        timeout_s bounds the joining, collective_timeout_s each collective after it."""
         from torch import distributed
 
         if rank == 0:
@@ -61,8 +70,9 @@ class GroupMember:
                 host, port, world_size, is_master=False, timeout=_timeout(timeout_s)
             )
         distributed.init_process_group(
-            "gloo", store=store, rank=rank, world_size=world_size, timeout=_timeout(timeout_s)
-        )
+            "gloo", store=store, rank=rank, world_size=world_size,
+            timeout=_timeout(collective_timeout_s),
+        )  # fmt: skip
 
     def leave(self) -> None:
         """Leave the group this process is in, if any (before it is formed again)."""

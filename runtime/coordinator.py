@@ -205,6 +205,7 @@ class Coordinator:
             self._host_arguments(entry),
             entry.options,
             self._storage,
+            self._update_timeout_s,
             companion_nodes=None if companion is None else companion.node_ids(),
         )
 

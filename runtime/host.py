@@ -111,9 +111,15 @@ class ModuleHost:
         host = ray.util.get_node_ip_address()
         return [host, self._group.open_store(host, self._shard["count"], timeout_s)]
 
-    def join_group(self, host: str, port: int, timeout_s: float) -> None:
-        """Join the module's process group (every shard at once; it returns when all did)."""
-        self._group.join(host, port, self._shard["index"], self._shard["count"], timeout_s)
+    def join_group(
+        self, host: str, port: int, timeout_s: float, collective_timeout_s: float
+    ) -> None:
+        """Join the module's process group (every shard at once; it returns when all did);
+        a collective then fails after collective_timeout_s (the update deadline)."""
+        self._group.join(
+            host, port, self._shard["index"], self._shard["count"], timeout_s,
+            collective_timeout_s,
+        )  # fmt: skip
 
     def describe(self) -> bytes:
         context = ray.get_runtime_context()

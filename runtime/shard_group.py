@@ -70,9 +70,13 @@ class ShardGroup:
         hosts: dict[str, Any],
         options: dict[str, Any],
         storage: shard_files.Storage,
+        collective_timeout_s: float,
         companion_nodes: Sequence[str] | None = None,
     ) -> None:
+        """collective_timeout_s: how long a shard's collective waits for the others (the
+        update deadline)."""
         self.name = name
+        self._collective_timeout_s = collective_timeout_s
         self.count = count
         self._hosts = hosts
         self._options = options
@@ -137,7 +141,10 @@ class ShardGroup:
         """Form the shards' process group through a fresh store opened by shard 0."""
         host, port = self._wait([self.actors[0].open_group.remote(timeout_s)], "rendezvous",
                                 timeout_s)[0]  # fmt: skip
-        joined = [actor.join_group.remote(host, port, timeout_s) for actor in self.actors]
+        joined = [
+            actor.join_group.remote(host, port, timeout_s, self._collective_timeout_s)
+            for actor in self.actors
+        ]
         self._wait(joined, "rendezvous", timeout_s)
 
     def node_ids(self) -> list[str]:
