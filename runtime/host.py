@@ -282,8 +282,11 @@ class ModuleHost:
 
         return progress
 
-    def _encoded(self, mode: Mode, round_: int, seconds: float, result: Update) -> tuple[Any, ...]:
-        """The update's report, files, state and messages, encoded as `update` returns them."""
+    def _encoded(
+        self, mode: Mode, round_: int, seconds: float, result: Update, *, with_state: bool = True
+    ) -> tuple[Any, ...]:
+        """The update's report, files, state (empty unless learning and with_state) and
+        messages, encoded as `update` returns them."""
         forward = codec.encode_wire(
             codec.Envelope(self._name, codec.BROADCAST, "forward", round_, result.forward)
         )
@@ -305,7 +308,7 @@ class ModuleHost:
             codec.pack_wire(
                 {**result.files, **{row_file(n, len(v)): v for n, v in result.rows.items()}}
             ),
-            codec.pack_wire(self._module.state() if mode == "learn" else {}),
+            codec.pack_wire(self._module.state() if mode == "learn" and with_state else {}),
             forward,
             *backward_messages,
         )
@@ -315,9 +318,11 @@ class ModuleHost:
         returns its report (with the names written) and its messages' rows, encoded."""
         assert self._storage is not None
         index = self._shard["index"]
+        # The state goes to the checkpoint part below, not in the reply: taken once.
         report, _files, _state, forward, *backward = self._encoded(
-            mode, round_, seconds, Update(result.forward, result.backward, metrics=result.metrics)
-        )
+            mode, round_, seconds, Update(result.forward, result.backward, metrics=result.metrics),
+            with_state=False,
+        )  # fmt: skip
         names = self._storage.write_results(
             self._name, index, round_ if mode == "learn" else None, result.files, result.rows
         )

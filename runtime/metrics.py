@@ -32,7 +32,9 @@ def classification_scores(labels_true: np.ndarray, labels_pred: np.ndarray) -> d
     }
 
 
-def contingency_table(labels_true: np.ndarray, labels_pred: np.ndarray, shape: tuple[int, int]):
+def contingency_table(
+    labels_true: np.ndarray, labels_pred: np.ndarray, shape: tuple[int, int]
+) -> np.ndarray:
     """Counts of (true label, predicted class) pairs, labels 0..shape[0]-1 and
     0..shape[1]-1: a table of fixed shape, so shards' tables add up."""
     table = np.zeros(shape)
