@@ -30,7 +30,7 @@ from launch import (
     run_dir,
     run_report,
 )
-from runtime import data_files
+from runtime import data_files, storage
 
 
 def _add_model_flags(
@@ -217,6 +217,17 @@ def _dataset(
     return matrix, labels, args.data
 
 
+def _local_folder(text: str) -> Path:
+    """--out: a folder on this machine (the report and plots are written there)."""
+    if storage.is_uri(text):
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a local folder: the results, plots and report go to --out; put "
+            "the checkpoints in object storage with --checkpoint-dir, or give the URI to "
+            "srk.init() in Python"
+        )
+    return Path(text)
+
+
 def _recorded(args: argparse.Namespace) -> argparse.Namespace:
     """With --resume DIR: the arguments DIR's run was started with (cluster flags kept,
     and --rounds where given: a run can go on past the rounds it was started with)."""
@@ -253,7 +264,7 @@ def _record(args: argparse.Namespace, root: Path) -> None:
     }
     keep = ("update_timeout", "max_restarts", "keep_rounds")
     recorded = {**vars(_settings(args)), **files, **{k: getattr(args, k) for k in keep}}
-    recorded["checkpoint_dir"] = args.checkpoint_dir and str(Path(args.checkpoint_dir).resolve())
+    recorded["checkpoint_dir"] = args.checkpoint_dir and str(storage.Folder(args.checkpoint_dir))
     root.mkdir(parents=True, exist_ok=True)
     temporary = root / (run_dir.RUN_FILE + ".tmp")
     temporary.write_text(json.dumps(recorded, indent=1, default=str))
@@ -408,8 +419,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_flags(tutorial)
     tutorial.add_argument("--data", help="data file: .txt (np.loadtxt), .npy or .csv")
     tutorial.add_argument("--labels", help="true labels (one integer per line), for scoring only")
-    tutorial.add_argument("--out", type=Path, default=Path("serket_output"), help="output root")
-    tutorial.add_argument("--checkpoint-dir", help="checkpoint storage (default: OUT/checkpoints)")
+    tutorial.add_argument(
+        "--out", type=_local_folder, default=Path("serket_output"), help="output folder"
+    )
+    tutorial.add_argument(
+        "--checkpoint-dir",
+        help="checkpoint storage: a folder or a URI such as s3://bucket/run (default: "
+        "OUT/checkpoints)",
+    )
     tutorial.add_argument(
         "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last update"
     )
@@ -431,8 +448,14 @@ def build_parser() -> argparse.ArgumentParser:
     graph_run = commands.add_parser("run", help="run a model described in a YAML graph file")
     graph_run.add_argument("graph", help="graph file, e.g. launch/graphs/vae_gmm_mm.yaml")
     graph_run.add_argument("--rounds", type=int, help="override the file's rounds")
-    graph_run.add_argument("--out", type=Path, default=Path("serket_output"), help="output root")
-    graph_run.add_argument("--checkpoint-dir", help="checkpoint storage (default: OUT/checkpoints)")
+    graph_run.add_argument(
+        "--out", type=_local_folder, default=Path("serket_output"), help="output folder"
+    )
+    graph_run.add_argument(
+        "--checkpoint-dir",
+        help="checkpoint storage: a folder or a URI such as s3://bucket/run (default: "
+        "OUT/checkpoints)",
+    )
     graph_run.add_argument(
         "--resume", action="store_true", help="continue the run checkpointed under OUT"
     )

@@ -15,7 +15,7 @@ REPORT_PAGE = "report.html"
 REPORT_FIGURES = ("scores_per_round", "loss_", "latent_", "confusion_", "rebuilt_")
 
 
-def replace_or_refuse(root: Path, checkpoint_dir: Path, *, overwrite: bool) -> None:
+def replace_or_refuse(root: Path, checkpoint_dir: Path | str, *, overwrite: bool) -> None:
     """Before a new (not resumed) run writes anything under `root`.
 
     A folder that holds an earlier run would get its results overwritten one by one and

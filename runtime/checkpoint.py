@@ -4,8 +4,8 @@ Per module: its learned state (.npz), its last forward message and the last back
 message addressed to it (.msgpack envelopes, the wire format). For the run: a manifest
 (`manifest.json`) naming those files, each module's completed rounds and configuration
 digest, and the update history. Files get unique names and are written first; replacing
-the manifest (atomically) is the commit. A crash at any point leaves the last committed
-checkpoint whole.
+the manifest (each file is written whole: `runtime.storage`) is the commit. A crash at
+any point leaves the last committed checkpoint whole.
 """
 
 from __future__ import annotations
@@ -13,18 +13,17 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from runtime import codec
 from runtime.errors import CheckpointError
+from runtime.storage import Where, folder
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -94,22 +93,16 @@ def _ahead(name: str, manifest: Manifest) -> bool:
     return entry is None or int(match["round"]) > entry["rounds"]
 
 
-def _write_atomic(path: Path, data: codec.Wire) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-
-
 class CheckpointStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Where) -> None:
+        self.root = folder(root)
 
     def load(self) -> Manifest:
-        path = self.root / MANIFEST
-        if not path.exists():
+        if not self.root.exists(MANIFEST):
             raise CheckpointError(str(self.root), "no checkpoint to resume from (no manifest.json)")
+        path = f"{self.root}/{MANIFEST}"
         try:
-            raw = json.loads(path.read_text())
+            raw = json.loads(self.read(MANIFEST))
             if raw.pop("version") != FORMAT_VERSION:
                 raise ValueError("unknown format version")
             return Manifest(**raw)
@@ -118,54 +111,46 @@ class CheckpointStore:
 
     def commit(self, manifest: Manifest, new_files: Mapping[str, codec.Wire]) -> None:
         """Write `new_files`, then the manifest that refers to them; drop unreferenced files."""
-        self.root.mkdir(parents=True, exist_ok=True)
         for name, data in new_files.items():
-            _write_atomic(self.root / name, data)
+            self.root.write(name, data)
         document = {"version": FORMAT_VERSION, **manifest.__dict__}
-        _write_atomic(self.root / MANIFEST, json.dumps(document, indent=1).encode())
+        self.root.write(MANIFEST, json.dumps(document, indent=1).encode())
         referenced = set(referenced_files(list(manifest.backward.values())))
         for entry in manifest.modules.values():
             referenced.update(referenced_files([entry["state"], entry["forward"]]))
         for stale in self._own_files():
-            if stale.name not in referenced and not _ahead(stale.name, manifest):
-                stale.unlink(missing_ok=True)
+            if stale not in referenced and not _ahead(stale, manifest):
+                self.root.delete(stale)
 
     def clear(self) -> None:
         """Delete the checkpoint (manifest first, so no half-deleted one is ever read)."""
-        (self.root / MANIFEST).unlink(missing_ok=True)
-        for path in self._own_files():
-            path.unlink(missing_ok=True)
+        self.root.delete(MANIFEST)
+        for name in self._own_files():
+            self.root.delete(name)
 
     def holds_checkpoint(self) -> bool:
-        return (self.root / MANIFEST).exists()
+        return self.root.exists(MANIFEST)
 
-    def _own_files(self) -> list[Path]:
-        if not self.root.is_dir():
-            return []
-        return [p for p in self.root.iterdir() if p.is_file() and _OWN_FILE.fullmatch(p.name)]
+    def _own_files(self) -> list[str]:
+        return [name for name in self.root.files() if _OWN_FILE.fullmatch(name)]
 
     def write_part(self, name: str, data: codec.Wire) -> None:
         """One file of a checkpoint not yet committed (a shard writes its own)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.root / name, data)
-
-    def path(self, name: str) -> str:
-        return str(self.root / name)
+        self.root.write(name, data)
 
     def read(self, name: str) -> bytes:
         try:
-            return (self.root / name).read_bytes()
+            return self.root.read(name)
         except OSError as exc:
-            raise CheckpointError(str(self.root / name), f"cannot be read ({exc})") from None
+            raise CheckpointError(f"{self.root}/{name}", f"cannot be read ({exc})") from None
 
     def read_state(self, name: str) -> dict[str, np.ndarray]:
         try:
             with np.load(io.BytesIO(self.read(name)), allow_pickle=False) as arrays:
                 return {key: arrays[key] for key in arrays.files}
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-            raise CheckpointError(
-                str(self.root / name), f"unreadable or truncated ({exc})"
-            ) from None
+            where = f"{self.root}/{name}"
+            raise CheckpointError(where, f"unreadable or truncated ({exc})") from None
 
 
 def state_bytes(state: Mapping[str, np.ndarray]) -> bytes:

@@ -25,7 +25,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import ray
@@ -37,6 +36,7 @@ from runtime.host import ModuleHost
 from runtime.output import PLACEMENTS, RECOGNITION, ResultWriter
 from runtime.shard_files import Storage
 from runtime.shard_group import ShardGroup
+from runtime.storage import Folder
 from runtime.write_queue import WriteQueue
 
 T = TypeVar("T")
@@ -86,9 +86,9 @@ class Coordinator:
         board: Any = None,
     ) -> None:
         """board: the session's `ProgressBoard` actor, handed to every module actor."""
-        self._writer = ResultWriter(Path(output_root), keep_rounds)
+        self._writer = ResultWriter(Folder(output_root), keep_rounds)
         self._writes = WriteQueue()
-        self._store = CheckpointStore(Path(checkpoint_dir))
+        self._store = CheckpointStore(Folder(checkpoint_dir))
         self._storage = Storage(output_root, checkpoint_dir)
         self._resuming = resume
         self._manifest = self._store.load() if resume else Manifest()
@@ -185,6 +185,7 @@ class Coordinator:
             "inputs": inputs,
             "output_shape": spec["output_shape"],
             "board": self._board,
+            "storage": self._storage.__dict__,
         }
 
     def _new_group(self, entry: _Entry) -> ShardGroup:
@@ -204,7 +205,6 @@ class Coordinator:
             entry.shards,
             self._host_arguments(entry),
             entry.options,
-            self._storage,
             self._update_timeout_s,
             companion_nodes=None if companion is None else companion.node_ids(),
         )
@@ -304,10 +304,7 @@ class Coordinator:
         """A checkpointed message: back in the object store, its reference returned; a
         sharded module's, as parts its receivers read from the storage themselves."""
         if isinstance(saved, list):
-            return [
-                {"start": p["start"], "stop": p["stop"], "message": self._store.path(p["file"])}
-                for p in saved
-            ]
+            return [{"start": p["start"], "stop": p["stop"], "message": p["file"]} for p in saved]
         return ray.put(codec.to_wire(self._store.read(saved)))
 
     def _update_once(self, entry: _Entry) -> bytes:

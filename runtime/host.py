@@ -66,9 +66,10 @@ class ModuleHost:
     forward message declared at connect time. output_shape: this module's own forward
     shape, which is also the shape of the backward message it may receive. board: the
     session's `ProgressBoard` actor, which the module's progress reports go to (None:
-    progress is not shown). shard: this actor's index and the module's shard count, and
-    storage: where a sharded module's shards write (`shard_files.Storage` fields); both
-    None for an unsharded module, whose files the coordinator writes.
+    progress is not shown). shard: this actor's index and the module's shard count (None:
+    unsharded). storage: the run's output and checkpoint locations (`shard_files.Storage`
+    fields): a sharded module's shards write their results and checkpoint parts there,
+    and every actor reads checkpointed message parts from there.
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class ModuleHost:
         self._output_shape = tuple(output_shape)
         self._shard = shard or {"index": 0, "count": 1}
         self._storage = None if storage is None else shard_files.Storage(**storage)
+        self._sharded = self._shard["count"] > 1
         self._group = GroupMember()
         self._collective = TorchCollective() if self._shard["count"] > 1 else Solo()
         process.keep_freed_memory()
@@ -195,8 +197,8 @@ class ModuleHost:
             raise MessageError(f"{kind} message to {self._name}: {exc}") from None
 
     def _read_message(self, part: parts.Part) -> bytes:
-        with open(part["message"], "rb") as handle:
-            return handle.read()
+        assert self._storage is not None
+        return self._storage.read_message(part["message"])
 
     def _fitting(self, sender: str, payload: Any, kind: str, shape: tuple[int, ...]) -> Any:
         """The message's array, if it has the shape this module expects."""
@@ -266,7 +268,7 @@ class ModuleHost:
         del arrays, prior
         self._check(result, output_shape)
         try:
-            if self._storage is not None:
+            if self._sharded:
                 return self._written(mode, round_, seconds, result)
             return self._encoded(mode, round_, seconds, result)
         except MessageError as exc:

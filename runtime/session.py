@@ -20,7 +20,7 @@ import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from runtime import cluster, codec, data_inspection, progress, wiring
+from runtime import cluster, codec, data_inspection, progress, storage, wiring
 from runtime import display as display_module
 from runtime.checkpoint import data_digest, fingerprint
 from runtime.coordinator import Coordinator
@@ -53,8 +53,15 @@ class Session:
             raise SerketError(
                 f"session: keep_rounds must be a positive integer, got {keep_rounds!r}"
             )
-        self.output_root = Path(output_root).resolve()
-        self.checkpoint_dir = Path(checkpoint_dir or self.output_root / "checkpoints").resolve()
+        output = storage.Folder(output_root)
+        checkpoints = (
+            output / "checkpoints" if checkpoint_dir is None else storage.Folder(checkpoint_dir)
+        )
+        # Local folders as paths (what plots and reports take); URIs as given.
+        self.output_root: Path | str = output.local_path() if output.is_local else output.location
+        self.checkpoint_dir: Path | str = (
+            checkpoints.local_path() if checkpoints.is_local else checkpoints.location
+        )
         self.resume = resume
         self.max_restarts = max_restarts
         self.keep_rounds = keep_rounds
@@ -436,7 +443,9 @@ def current() -> Session:
 
 
 def init(output_root: str | Path = ".", *, address: str | None = None, **options: Any) -> Session:
-    """Start a new session (numbering from module000) writing results under `output_root`.
+    """Start a new session (numbering from module000) writing results under `output_root`:
+    a local folder, a shared file system's path, or an object-storage URI such as
+    "s3://bucket/run" (`runtime.storage`; every node must reach it).
 
     `address` joins an existing Ray cluster; without it $RAY_ADDRESS is used, else an
     embedded local Ray starts. `resume=True` continues the run checkpointed under

@@ -30,7 +30,7 @@ from ray.util.scheduling_strategies import (
     PlacementGroupSchedulingStrategy,
 )
 
-from runtime import codec, parts, shard_files
+from runtime import codec, parts
 from runtime.errors import ActorLost, CallTimeout, ModuleError, SerketError
 from runtime.host import ModuleHost
 
@@ -69,7 +69,6 @@ class ShardGroup:
         count: int,
         hosts: dict[str, Any],
         options: dict[str, Any],
-        storage: shard_files.Storage,
         collective_timeout_s: float,
         companion_nodes: Sequence[str] | None = None,
     ) -> None:
@@ -80,7 +79,6 @@ class ShardGroup:
         self.count = count
         self._hosts = hosts
         self._options = options
-        self._storage = storage
         self._companion_nodes = companion_nodes  # node ids to place shard i on, if any
         self._group: Any = None
         self.actors: list[Any] = []
@@ -133,7 +131,6 @@ class ShardGroup:
             .remote(
                 **self._hosts,
                 shard={"index": index, "count": self.count},
-                storage=self._storage.__dict__,
             )
         )
 

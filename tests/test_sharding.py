@@ -10,8 +10,11 @@ undisturbed run's.
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -24,7 +27,8 @@ from actors.mlda import MLDA
 from actors.mm import MarkovModel
 from launch.examples.pca_features import PCAFeatures
 from runtime.errors import CheckpointError, DataError
-from runtime.shard_files import read_parts
+from runtime.shard_files import read_parts, read_result
+from runtime.storage import Folder
 from tests.conftest import blobs
 from tests.slow_modules import SlowGMM
 
@@ -382,3 +386,72 @@ def test_a_sharded_run_keeps_only_the_rounds_asked_for(cluster, data, tmp_path):
         for shard in (0, 1)
         for what in ("forward.msgpack", "state.npz")
     ]
+
+
+@pytest.fixture(scope="module")
+def object_store():
+    """A local S3 server (moto's, on loopback); yields a function giving the URI of a
+    folder in a bucket there, with the server and credentials in it."""
+    with socket.socket() as probe:  # a free port; the server binds it a moment later
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "moto did not start"
+            time.sleep(0.2)
+    options = f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+    yield lambda folder: f"s3://key:secret@runs/{folder}?{options}&allow_bucket_creation=true"
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_a_sharded_run_writes_to_object_storage_and_resumes_from_it(
+    cluster, data, object_store, tmp_path
+):
+    """Shards on both nodes write their parts to an S3 bucket, the coordinator the
+    unsharded module's files and the manifest; the results equal a local run's, round
+    folders not kept are deleted there, and a run resumes from it."""
+    z, labels = data
+    local, _, _ = _run(cluster, tmp_path, z, labels, rounds=3, algorithm="em", shards=2)
+    uri = object_store("sharded")
+    srk.init(uri, address=cluster[0].address, display="off", keep_rounds=1)
+    try:
+        obs = srk.Observation(z)
+        sharded = GMM(3, category=labels, algorithm="em", shards=2)
+        whole = GMM(3, category=labels, algorithm="em")
+        sharded.connect(obs)
+        whole.connect(obs)
+        for _ in range(3):
+            reports = [sharded.update(), whole.update()]
+        placed = srk.current().placements()
+    finally:
+        srk.shutdown()
+    assert len({p["node_id"] for p in placed if "shard" in p}) == 2
+    assert reports[0]["metrics"] == local[-1]["metrics"]
+    stored = Folder(uri)
+    classes = read_parts(stored / sharded.full_name, "class_learn")
+    np.testing.assert_array_equal(classes, read_parts(tmp_path / "module001_gmm", "class_learn"))
+    np.testing.assert_array_equal(read_result(stored / whole.full_name, "class_learn"), classes)
+    assert (stored / sharded.full_name).folders() == ["round_001", "round_003"]
+    assert (stored / "checkpoints").exists("manifest.json")
+    assert len(stored.read("history.jsonl").splitlines()) == 6
+
+    srk.init(uri, address=cluster[0].address, resume=True, display="off")
+    try:
+        obs = srk.Observation(z)
+        again = GMM(3, category=labels, algorithm="em", shards=2)
+        again.connect(obs)
+        assert again.rounds_done == 3
+        assert again.update()["round"] == 4
+    finally:
+        srk.shutdown()
+    assert (stored / again.full_name).folders() == ["round_001", "round_003", "round_004"]
