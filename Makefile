@@ -10,7 +10,7 @@ TORCH   ?= $(if $(HAS_GPU),torch==2.13.0,torch==2.13.0+cpu)
 # A run on one machine keeps Ray's traffic on loopback (Ray's single-machine mode).
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup browser demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory bench-scale lint clean
+.PHONY: setup browser demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory bench-scale bench-scale-vae bench-data-parallel lint clean
 
 setup: $(VENV)/.installed
 
@@ -53,6 +53,12 @@ bench-memory: setup  ## peak memory per process, VAE on the digits tiled 50 time
 
 bench-scale: setup  ## sharded PCA -> GMM at 100k and 1M deformed digits, S = 1, 2 (SCALE_FLAGS=...)
 	$(BIN)/serket-ray bench-scale $(SCALE_FLAGS)
+
+bench-scale-vae: setup  ## the data-parallel VAE at 100k and 1M deformed digits, S = 1, 2
+	$(BIN)/serket-ray bench-scale --model vae $(SCALE_FLAGS)
+
+bench-data-parallel: setup  ## the tutorial with the VAE over 1 and 2 shards, 3 seeds: accuracy
+	$(BIN)/serket-ray bench-data-parallel $(PARALLEL_FLAGS)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -77,7 +77,7 @@ class GMM(Module):
         self.seed = seed
         self.num_threads = num_threads
         self.require_positive_integers(K=K, itr=self.itr, n_init=n_init, num_threads=num_threads)
-        if category is not None and not data_files.is_pattern(category) and np.ndim(category) != 1:
+        if category is not None and data_files.is_in_memory(category) and np.ndim(category) != 1:
             raise ModuleError(
                 self.full_name, f"category must be 1-D labels, got shape {np.shape(category)}"
             )

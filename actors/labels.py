@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from runtime import UpdateContext, data_files
+from runtime import UpdateContext, data_files, data_inspection
 from runtime.metrics import classification_scores, contingency_table, scores_from_table
 
-Labels = Sequence[int] | np.ndarray | str  # an array, or a folder or glob of label files
+# An array, a folder or glob of label files, or a ray.data.Dataset of labels (in the
+# module's actors: its blocks, as parts).
+Labels = Sequence[int] | np.ndarray | str | Any
 
 
 def own_labels(category: Labels | None, n: int, ctx: UpdateContext) -> np.ndarray | None:
@@ -19,6 +22,8 @@ def own_labels(category: Labels | None, n: int, ctx: UpdateContext) -> np.ndarra
     start, stop = (ctx.shard.start, ctx.shard.stop) if ctx.sharded else (0, n)
     if data_files.is_pattern(category):
         return data_files.rows(str(category), start, stop)
+    if data_files.is_block_parts(category):
+        return data_inspection.block_rows(category, start, stop)
     return np.asarray(category)[start:stop]
 
 
@@ -41,6 +46,7 @@ def scores(
 
 
 def checked_length(category: Labels | None, n: int) -> None:
-    """At connect time: labels given as an array must be one per element."""
-    if category is not None and not data_files.is_pattern(category) and len(category) != n:
+    """At connect time: labels given as an array must be one per element (files and
+    datasets are checked on the cluster)."""
+    if category is not None and data_files.is_in_memory(category) and len(category) != n:
         raise ValueError(f"category has {len(category)} labels for {n} elements")

@@ -54,13 +54,21 @@ class VAE(Module):
     unperturbed x, so z learns to ignore the perturbation (e.g.
     ``"actors.images:image_jitter"`` for digits).
     num_threads: CPU threads for torch (default: all the node's cores, since the modules
-    of a round run one after another).
+    of a round run one after another; sharded, the CPUs each shard reserved).
+    shards: actors the elements are split over, training one model data-parallel (torch
+    DistributedDataParallel over the shards' process group: gradients all-reduced every
+    step, so weights and Adam's moments stay alike on every shard). The global batch is
+    `batch_size`: every step each shard takes its share of it from its own elements, so
+    an epoch has the single actor's number of steps and visits every element once. Each
+    shard encodes its own elements; one copy of the weights is checkpointed.
     Files: z per element (z_learn.txt; .npy beyond 100,000 elements), the loss per
     epoch, the weights, and the reconstructions of the first 10,000 elements.
     """
 
     kind = "vae"
     resources = Resources(num_cpus=1, num_gpus="auto")
+    supports_shards = True
+    replicated_state = True
 
     def __init__(
         self,
@@ -78,9 +86,10 @@ class VAE(Module):
         augment_copies: int = 8,
         seed: int = 0,
         num_threads: int | None = None,
+        shards: int = 1,
         name: str | None = None,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, shards=shards)
         self.latent_dim = latent_dim
         self.itr = itr
         self.batch_size = batch_size
@@ -153,7 +162,7 @@ class VAE(Module):
             if backward is None
             else torch.tensor(backward, dtype=torch.float32, device=device)
         )  # (N, L)
-        losses = self._train(self.net_, self.optimizer_, x, prior_mean, ctx)
+        losses = self._train(ctx.data_parallel(self.net_), self.optimizer_, x, prior_mean, ctx)
         z, x_hat = self._encode_all(self.net_, x)
         return Update(
             forward=z,
@@ -186,8 +195,10 @@ class VAE(Module):
         )
 
     def _device(self, ctx: UpdateContext) -> torch.device:
-        """CUDA when Ray gave this actor a GPU; sets torch's CPU threads either way."""
-        torch.set_num_threads(self.num_threads or len(os.sched_getaffinity(0)))
+        """CUDA when Ray gave this actor a GPU; sets torch's CPU threads either way: a
+        shard's, the CPUs it reserved (shards sharing a node would contend otherwise)."""
+        reserved = int(ctx.num_cpus or 0) if ctx.sharded else 0
+        torch.set_num_threads(self.num_threads or reserved or len(os.sched_getaffinity(0)))
         return torch.device("cuda" if ctx.gpu_ids and torch.cuda.is_available() else "cpu")
 
     def _prepared(
@@ -215,15 +226,18 @@ class VAE(Module):
 
     def _train(
         self,
-        net: GaussianVAE,
+        net: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         x: torch.Tensor,
         prior_mean: torch.Tensor,
         ctx: UpdateContext,
     ) -> np.ndarray:
-        """Runs `itr` epochs; returns per-epoch mean (loss, reconstruction, KL) per element."""
+        """Runs `itr` epochs; returns per-epoch mean (loss, reconstruction, KL) per element,
+        over every shard's elements."""
         n = x.shape[0]
-        generator = torch.Generator(device=x.device).manual_seed(self.seed * 100_003 + ctx.round)
+        batches = _Batches.of(n, self.batch_size, ctx)
+        seed = self.seed * 100_003 + ctx.round + 7_919 * ctx.shard.index  # a stream per shard
+        generator = torch.Generator(device=x.device).manual_seed(seed)
         net.train()
         copies = None  # (C, N, D): perturbed copies for the encoder; the decoder gives back x
         if self.augment is not None:
@@ -235,8 +249,7 @@ class VAE(Module):
             order = torch.randperm(n, device=x.device, generator=generator)
             if copies is not None:
                 copy_of = torch.randint(len(copies), (n,), device=x.device, generator=generator)
-            for start in range(0, n, self.batch_size):
-                index = order[start : start + self.batch_size]
+            for index, divisor in batches.split(order):
                 batch = x[index]  # (B, D)
                 noise = torch.randn(
                     len(index), self.latent_dim, device=x.device, generator=generator
@@ -245,14 +258,18 @@ class VAE(Module):
                 output, mean, logvar = net(seen, noise)
                 reconstruction = reconstruction_error(output, batch, self.loss)
                 kl = kl_to_prior(mean, logvar, prior_mean[index])
-                loss = (reconstruction + self.alpha * kl) / len(index)
+                loss = (reconstruction + self.alpha * kl) / divisor
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 totals[epoch] += torch.stack([reconstruction.detach(), kl.detach()])
             progress.update(1)
         progress.close()
-        per_element = (totals / n).cpu().numpy()
+        if ctx.sharded:
+            summed = ctx.allreduce({"totals": totals.cpu().numpy()})["totals"]
+            per_element = (summed / ctx.shard.total).astype(np.float32)
+        else:
+            per_element = (totals / n).cpu().numpy()
         total = per_element[:, :1] + self.alpha * per_element[:, 1:]
         return np.hstack([total, per_element])
 
@@ -311,3 +328,33 @@ class VAE(Module):
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         self.net_, self.optimizer_ = None, None
         self._restored = {key: np.array(value) for key, value in state.items()}
+
+
+class _Batches:
+    """The minibatches of an epoch. Unsharded: `batch_size` rows at a time. Sharded: the
+    single actor's number of steps, ceil(N / batch_size), each shard splitting its own
+    elements into that many near-equal batches. A step's summed loss is divided so that
+    the gradient DistributedDataParallel averages over the S shards is the mean over the
+    step's global batch, as one actor's would be: by the global batch's size / S."""
+
+    def __init__(self, batch_size: int, divisors: np.ndarray | None) -> None:
+        self.batch_size, self.divisors = batch_size, divisors
+
+    @classmethod
+    def of(cls, n: int, batch_size: int, ctx: UpdateContext) -> _Batches:
+        if not ctx.sharded:
+            return cls(batch_size, None)
+        own = np.zeros(ctx.shard.count)
+        own[ctx.shard.index] = n
+        counts = ctx.allreduce({"counts": own})["counts"].astype(int)
+        steps = -(-ctx.shard.total // batch_size)
+        step = np.arange(steps)
+        global_sizes = sum(count // steps + (step < count % steps) for count in counts)
+        return cls(batch_size, global_sizes / ctx.shard.count)
+
+    def split(self, order: torch.Tensor) -> list[tuple[torch.Tensor, float]]:
+        """(rows, divisor of their summed loss) per step, for this epoch's order."""
+        if self.divisors is None:
+            return [(index, len(index)) for index in torch.split(order, self.batch_size)]
+        chunks = torch.tensor_split(order, len(self.divisors))
+        return list(zip(chunks, self.divisors.tolist(), strict=True))

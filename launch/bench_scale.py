@@ -1,13 +1,14 @@
 """`serket-ray bench-scale`: a sharded model at scale on a simulated two-node cluster.
 
 Data: the deformed digit set of `make-digits` (784 float32 features per element), made
-once per size under --data-dir and read as shard files by the actors. Model:
-PCA features (18, the example user module) -> GMM (K 10), each as S shards, shard i of
-both on one node. Per size and shard count it prints the seconds per GMM update (the
-slowest shard's), peak RSS and private memory of the driver, the coordinator and each
-shard actor (private against the bytes of the shard's share of its input), and the
-bytes each GMM shard put into collectives per update: the only bytes of a GMM update
-that cross nodes here (its element-wise messages stay with the shard that made them).
+once per size under --data-dir and read as shard files by the actors. Models: PCA
+features (18, the example user module) -> GMM (K 10), each as S shards, shard i of both
+on one node (--model gmm); or the tutorial's VAE alone, trained data-parallel over S
+shards (--model vae). Per size and shard count it prints the seconds per GMM update
+(the slowest shard's) or per VAE epoch, peak RSS and private memory of the driver, the
+coordinator and each shard actor (private against the bytes of the shard's share of its
+input), and the bytes each shard put into collectives per update: the only bytes of an
+update that cross nodes here (element-wise messages stay with the shard that made them).
 Linux (/proc); timings are comparable only within one run.
 """
 
@@ -24,6 +25,7 @@ from ray.cluster_utils import Cluster
 
 import runtime as srk
 from actors.gmm import GMM
+from actors.vae import VAE
 from launch import deformed_digits
 from launch.bench_memory import PeakSampler
 from launch.examples.pca_features import PCAFeatures
@@ -33,6 +35,7 @@ FEATURES = 18  # the tutorial's latent size: the GMM classifies 18-D rows
 # shards' updates measurably (peaks of a large update last seconds).
 SAMPLE_S = 0.5
 CLASSES = 10
+INPUT_FEATURES = {"pca": 784, "vae": 784, "gmm": FEATURES}  # per element, by module kind
 
 
 def digit_set(data_dir: Path, elements: int) -> Path:
@@ -47,17 +50,25 @@ def digit_set(data_dir: Path, elements: int) -> Path:
 
 
 def _one(
-    cluster: Cluster, folder: Path, elements: int, shards: int, updates: int, algorithm: str,
-    out: Path,
+    cluster: Cluster, folder: Path, elements: int, shards: int, updates: int, model: str,
+    options: dict[str, Any], out: Path,
 ) -> dict[str, Any]:  # fmt: skip
-    """One size and shard count: PCA once, then `updates` GMM updates, memory sampled."""
+    """One size and shard count, memory sampled: PCA once then `updates` GMM updates
+    (model "gmm"), or `updates` VAE updates of options["epochs"] epochs (model "vae")."""
     session = srk.init(out, address=cluster.address, display="off")
+    digits = srk.Observation(str(folder / "digits-*.npy"))
     try:
-        pca = PCAFeatures(FEATURES, shards=shards)
-        gmm = GMM(CLASSES, algorithm=algorithm, shards=shards,
-                  category=str(folder / "labels-*.npy"))  # fmt: skip
-        pca.connect(srk.Observation(str(folder / "digits-*.npy")))
-        gmm.connect(pca)
+        if model == "vae":
+            timed = VAE(FEATURES, itr=options["epochs"], shards=shards)
+            timed.connect(digits)
+            first: list[Any] = []
+        else:
+            pca = PCAFeatures(FEATURES, shards=shards)
+            timed = GMM(CLASSES, algorithm=options["algorithm"], shards=shards,
+                        category=str(folder / "labels-*.npy"))  # fmt: skip
+            pca.connect(digits)
+            timed.connect(pca)
+            first = [pca]
         placed = session.placements()
         pids = {
             f"{p['module'].split('_', 1)[1]} shard {p.get('shard', 0)}": p["pid"] for p in placed
@@ -65,19 +76,22 @@ def _one(
         pids |= {"coordinator": session.status()["coordinator"]["pid"], "driver": os.getpid()}
         sampler = PeakSampler(pids, every_s=SAMPLE_S)
         sampler.start()
-        pca.update()
-        reports = [gmm.update() for _ in range(updates)]
+        for module in first:
+            module.update()
+        reports = [timed.update() for _ in range(updates)]
         sampler.done.set()
         sampler.join()
     finally:
         srk.shutdown()
-    seconds = [r["seconds"] for r in reports]
+    per = options["epochs"] if model == "vae" else 1  # seconds per epoch, or per update
+    seconds = [r["seconds"] / per for r in reports]
     return {
+        "model": model,
         "elements": elements,
         "shards": shards,
-        "gmm_seconds": min(seconds),
-        "gmm_all_seconds": seconds,
-        "acc": reports[-1]["metrics"].get("acc"),
+        "seconds": min(seconds),
+        "all_seconds": seconds,
+        "metrics": reports[-1]["metrics"],
         "collective_bytes": reports[-1].get("collective_bytes", 0),
         "peaks": sampler.peaks,
         "nodes": len({p["node_id"] for p in placed}),
@@ -85,17 +99,22 @@ def _one(
 
 
 def _share_mb(name: str, elements: int, shards: int) -> float:
-    """The bytes of a shard's share of its input: digits for the PCA, features for the GMM."""
-    features = 784 if name.startswith("pca") else FEATURES
-    return elements / shards * features * 4 / 2**20
+    """The bytes of a shard's share of its input: digits for the PCA and the VAE,
+    features for the GMM."""
+    return elements / shards * INPUT_FEATURES[name.split()[0]] * 4 / 2**20
 
 
 def _print(result: dict[str, Any]) -> None:
     n, s = result["elements"], result["shards"]
-    each = ", ".join(f"{x:.1f}" for x in result["gmm_all_seconds"])
-    print(f"\n{n:,} elements, S={s} ({result['nodes']} nodes): GMM update "
-          f"{result['gmm_seconds']:.1f} s (of {each}), acc {result['acc']:.3f}, collectives "
-          f"{result['collective_bytes'] / 1e3:.0f} kB per shard per update")  # fmt: skip
+    each = ", ".join(f"{x:.1f}" for x in result["all_seconds"])
+    if result["model"] == "vae":
+        what, score = "VAE epoch", f"loss {result['metrics']['loss']:.1f}"
+    else:
+        what, score = "GMM update", f"acc {result['metrics'].get('acc', float('nan')):.3f}"
+    print(f"\n{n:,} elements, S={s} ({result['nodes']} nodes): {what} "
+          f"{result['seconds']:.1f} s (of {each}; the update's time / epochs, encoding "
+          f"included), {score}, collectives {result['collective_bytes'] / 1e3:.0f} kB per "
+          f"shard per update")  # fmt: skip
     header = ("process", "peak RSS MB", "private MB", "share MB", "private/share")
     print(f"  {header[0]:16}{header[1]:>12}{header[2]:>12}{header[3]:>10}{header[4]:>15}")
     for name, (rss, private) in result["peaks"].items():
@@ -114,8 +133,11 @@ def run(
     updates: int = 2,
     algorithm: str = "gibbs",
     node_cpus: int = 2,
+    model: str = "gmm",
+    epochs: int = 2,
 ) -> list[dict[str, Any]]:
-    """Prints each size's figures per shard count, and the speed-up; returns them."""
+    """Prints each size's figures per shard count, and the speed-up; returns them.
+    model: "gmm" (PCA -> GMM, the GMM timed) or "vae" (the VAE alone, `epochs` a round)."""
     folders = {n: digit_set(data_dir, n) for n in elements}
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": node_cpus})
     cluster.add_node(num_cpus=node_cpus)
@@ -124,15 +146,17 @@ def run(
     try:
         for n in elements:
             for s in shards:
-                result = _one(cluster, folders[n], n, s, updates, algorithm, out / f"{n}-{s}")
+                options = {"algorithm": algorithm, "epochs": epochs}
+                result = _one(cluster, folders[n], n, s, updates, model, options,
+                              out / f"{model}-{n}-{s}")  # fmt: skip
                 _print(result)
                 results.append(result)
     finally:
         ray.shutdown()
         cluster.shutdown()
-    print("\nGMM speed-up T1 / TS and efficiency T1 / (S x TS):")
+    print(f"\n{model.upper()} speed-up T1 / TS and efficiency T1 / (S x TS):")
     for n in elements:
-        by_s = {r["shards"]: r["gmm_seconds"] for r in results if r["elements"] == n}
+        by_s = {r["shards"]: r["seconds"] for r in results if r["elements"] == n}
         if 1 in by_s:
             for s, seconds in sorted(by_s.items()):
                 print(f"  {n:>10,}  S={s}: {by_s[1] / seconds:.2f}x, efficiency "

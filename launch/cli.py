@@ -15,6 +15,7 @@ import runtime as srk
 from actors.gmm import ALGORITHMS
 from launch import (
     bench,
+    bench_data_parallel,
     bench_gmm,
     bench_memory,
     bench_messages,
@@ -65,8 +66,14 @@ def _add_model_flags(
         "--shards",
         type=int,
         default=defaults.gmm_shards,
-        help="actors the GMM's elements are split over, placed over the nodes (the VAE "
-        "stays one actor)",
+        help="actors the GMM's elements are split over, placed over the nodes",
+    )
+    parser.add_argument(
+        "--vae-shards",
+        type=int,
+        default=defaults.vae_shards,
+        help="actors the VAE is trained over, data-parallel (one model; a GPU each where "
+        "the cluster has them)",
     )
     parser.add_argument(
         "--vae-threads",
@@ -163,6 +170,7 @@ def _settings(args: argparse.Namespace) -> recipes.TutorialSettings:
         gmm_threads=getattr(args, "gmm_threads", 1),
         vae_threads=getattr(args, "vae_threads", None),
         gmm_shards=getattr(args, "shards", 1),
+        vae_shards=getattr(args, "vae_shards", 1),
     )
 
 
@@ -503,6 +511,20 @@ def build_parser() -> argparse.ArgumentParser:
     quality.set_defaults(  # both pixel settings run; the deskewed one is the main
         deskew=True, run=lambda args: bench_quality.run(_settings(args), args.seeds, args.out)
     )
+    parallel = commands.add_parser(
+        "bench-data-parallel",
+        help="the tutorial with the VAE over S data-parallel shards: accuracy and epoch time "
+        "per seed and S",
+    )
+    _add_model_flags(parallel)
+    parallel.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parallel.add_argument("--vae-shard-counts", type=int, nargs="+", default=[1, 2])
+    parallel.add_argument("--out", type=Path, default=Path("runs/bench-data-parallel"))
+    parallel.set_defaults(
+        run=lambda args: bench_data_parallel.run(
+            _settings(args), args.seeds, args.vae_shard_counts, args.out
+        )
+    )
     messages = commands.add_parser(
         "bench-messages", help="message cost by payload size, same node vs two nodes"
     )
@@ -547,7 +569,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the digit sets are made once (3.1 GB per million digits)",
     )  # fmt: skip
     scale.add_argument("--out", type=Path, default=Path("runs/bench-scale"))
-    scale.add_argument("--updates", type=int, default=2, help="GMM updates per run")
+    scale.add_argument("--model", choices=("gmm", "vae"), default="gmm",
+                       help="PCA -> GMM with the GMM timed, or the VAE alone")  # fmt: skip
+    scale.add_argument("--updates", type=int, default=2, help="updates per run")
+    scale.add_argument("--epochs", type=int, default=2, help="VAE epochs per update")
     scale.add_argument("--gmm", choices=ALGORITHMS, default="gibbs")
     scale.add_argument("--node-cpus", type=int, default=2, help="CPUs of each simulated node")
     scale.set_defaults(run=_bench_scale)
@@ -557,7 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _bench_scale(args: argparse.Namespace) -> None:
     bench_scale.run(
         args.elements, args.shards, args.data_dir, args.out,
-        updates=args.updates, algorithm=args.gmm, node_cpus=args.node_cpus,
+        updates=args.updates, algorithm=args.gmm, node_cpus=args.node_cpus, model=args.model,
+        epochs=args.epochs,
     )  # fmt: skip
 
 

@@ -36,8 +36,8 @@ class TutorialSettings:
     pay (README, bench-gmm).
     vae_threads: the VAE's torch CPU threads; None (default) for all the node's cores.
     One leaves a core to everything else on a small machine (README, overhead).
-    gmm_shards: actors the GMM's elements are split over (docs/sharding.md); the VAE
-    stays one actor.
+    gmm_shards: actors the GMM's elements are split over (docs/sharding.md).
+    vae_shards: actors the VAE is trained over, data-parallel (docs/sharding.md).
     """
 
     rounds: int = 5
@@ -53,6 +53,7 @@ class TutorialSettings:
     gmm_threads: int = 1
     vae_threads: int | None = None
     gmm_shards: int = 1
+    vae_shards: int = 1
 
 
 def tutorial_vae(settings: TutorialSettings) -> vae.VAE:
@@ -66,6 +67,7 @@ def tutorial_vae(settings: TutorialSettings) -> vae.VAE:
         augment=JITTER if settings.jitter else None,
         seed=settings.seed,
         num_threads=settings.vae_threads,
+        shards=settings.vae_shards,
     )
 
 

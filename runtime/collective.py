@@ -57,9 +57,12 @@ class GroupMember:
         world_size: int,
         timeout_s: float,
         collective_timeout_s: float,
+        cuda: bool = False,
     ) -> None:
         """Every shard (shard 0 after `open_store`): join the group through the store.
-        timeout_s bounds the joining, collective_timeout_s each collective after it."""
+        timeout_s bounds the joining, collective_timeout_s each collective after it.
+        cuda: the shards train on GPUs; CUDA tensors then go over NCCL (as Ray Train's
+        groups on GPUs), numpy's over gloo still."""
         from torch import distributed
 
         if rank == 0:
@@ -70,7 +73,8 @@ class GroupMember:
                 host, port, world_size, is_master=False, timeout=_timeout(timeout_s)
             )
         distributed.init_process_group(
-            "gloo", store=store, rank=rank, world_size=world_size,
+            "cpu:gloo,cuda:nccl" if cuda else "gloo", store=store, rank=rank,
+            world_size=world_size,
             timeout=_timeout(collective_timeout_s),
         )  # fmt: skip
 
@@ -109,6 +113,14 @@ class TorchCollective:
         self.payload_bytes += flat.numel() * flat.element_size()
         distributed.broadcast(flat, src=root)
         return unflatten(flat)
+
+    def data_parallel(self, network: Any) -> Any:
+        from torch.nn.parallel import DistributedDataParallel
+
+        device = next(network.parameters()).device
+        return DistributedDataParallel(
+            network, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
 
 def _flattened(arrays: Mapping[str, np.ndarray]) -> tuple[Any, Any]:

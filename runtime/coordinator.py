@@ -53,6 +53,7 @@ class _Entry:
     ready: list[Any] = field(default_factory=list)  # start-up calls: resolve once it is up
     placement: dict[str, Any] | None = None
     group: ShardGroup | None = None  # a sharded module's actors (then `actor` is None)
+    dataset_params: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def shards(self) -> int:
@@ -123,8 +124,12 @@ class Coordinator:
         self._shapes[name] = shape
         self._forward[name] = message if isinstance(message[0], dict) else message[0]
 
-    def add_module(self, spec_bytes: bytes) -> int:
-        """Start the module's actor; returns its rounds already done (from a checkpoint)."""
+    def add_module(
+        self, spec_bytes: bytes, dataset_params: dict[str, list[dict[str, Any]]] | None = None
+    ) -> int:
+        """Start the module's actor; returns its rounds already done (from a checkpoint).
+        dataset_params: parameters given as datasets, as parts (block references), which
+        replace their digests in the parameters the actors are built with."""
         spec = codec.unpack(spec_bytes)
         name = spec["name"]
         self._check_new(name)
@@ -134,7 +139,7 @@ class Coordinator:
                 name, f"connects to {unknown[0]}, which the coordinator does not know"
             )
         config = digest({k: spec[k] for k in ("class_path", "params", "inputs", "output_shape")})
-        entry = _Entry(name, spec, config)
+        entry = _Entry(name, spec, config, dataset_params=dataset_params or {})
         saved = self._manifest.modules.get(name)
         if self._resuming:
             if saved is None or saved["config"] != config:
@@ -186,6 +191,7 @@ class Coordinator:
             "output_shape": spec["output_shape"],
             "board": self._board,
             "storage": self._storage.__dict__,
+            "dataset_params": entry.dataset_params,
         }
 
     def _new_group(self, entry: _Entry) -> ShardGroup:

@@ -26,6 +26,26 @@ def is_pattern(data: object) -> bool:
     return isinstance(data, (str, os.PathLike))
 
 
+def is_dataset(data: object) -> bool:
+    """Whether data is a `ray.data.Dataset` (without importing Ray here)."""
+    return hasattr(data, "to_numpy_refs")
+
+
+def is_block_parts(data: object) -> bool:
+    """Whether data is a dataset's blocks as message parts (what a module's actor gets
+    for a parameter given as a dataset: `data_inspection.dataset_parts`)."""
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(isinstance(part, dict) and "array" in part for part in data)
+    )
+
+
+def is_in_memory(data: object) -> bool:
+    """Whether data is an array here, not files, a dataset or a dataset's blocks."""
+    return not (is_pattern(data) or is_dataset(data) or is_block_parts(data))
+
+
 def is_shard_files(path: str) -> bool:
     """Whether a path given on the command line names shard files: a folder or a glob
     (a stat of the folder, no file opened)."""

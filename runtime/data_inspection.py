@@ -11,6 +11,7 @@ import ray
 
 from runtime.data_files import expand, inspect, inspect_array
 from runtime.errors import DataError
+from runtime.parts import read_rows
 
 
 @ray.remote(num_cpus=1)
@@ -44,7 +45,7 @@ def describe(pattern: str, source: str, ndim: int = 2) -> tuple[list[dict[str, A
 
 
 def describe_dataset(
-    dataset: Any, column: str | None, source: str
+    dataset: Any, column: str | None, source: str, ndim: int = 2
 ) -> tuple[list[dict[str, Any]], str]:
     """A Ray Data dataset's blocks as numpy arrays in Ray's object store (converted by
     Ray's tasks, in the dataset's order), inspected on the cluster like files; each
@@ -63,10 +64,27 @@ def describe_dataset(
         blocks = dataset.to_numpy_refs(column=column)
     finally:
         context.execution_options.preserve_order = kept
-    described = ray.get([_inspected_block.remote(block, 2) for block in blocks])
+    described = ray.get([_inspected_block.remote(block, ndim) for block in blocks])
     for index, (item, block) in enumerate(zip(described, blocks, strict=True)):
         item.update(file=f"block {index} of the dataset", block=block)
     return _joined([d for d in described if d.get("problem") != "is empty"], source)
+
+
+def dataset_parts(dataset: Any, source: str, ndim: int) -> tuple[list[dict[str, Any]], str]:
+    """A dataset's blocks as message parts (``array`` parts: rows and block reference)
+    and the whole's digest, inspected as `describe_dataset` does."""
+    described, whole = describe_dataset(dataset, None, source, ndim)
+    parts = [
+        {"start": d["start"], "stop": d["start"] + d["rows"], "array": d["block"]}
+        for d in described
+    ]
+    return parts, whole
+
+
+def block_rows(parts: list[dict[str, Any]], start: int, stop: int) -> np.ndarray:
+    """Rows start..stop of a dataset held as ``array`` parts, read in the calling actor
+    (the blocks overlapping them only), in their own dtype."""
+    return read_rows(parts, start, stop, lambda part: np.asarray(ray.get(part["array"])))
 
 
 def _joined(described: list[dict[str, Any]], source: str) -> tuple[list[dict[str, Any]], str]:

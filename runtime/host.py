@@ -69,7 +69,8 @@ class ModuleHost:
     progress is not shown). shard: this actor's index and the module's shard count (None:
     unsharded). storage: the run's output and checkpoint locations (`shard_files.Storage`
     fields): a sharded module's shards write their results and checkpoint parts there,
-    and every actor reads checkpointed message parts from there.
+    and every actor reads checkpointed message parts from there. dataset_params: the
+    parameters given as a Ray Data dataset, as its blocks (`data_inspection.dataset_parts`).
     """
 
     def __init__(
@@ -82,6 +83,7 @@ class ModuleHost:
         board: Any = None,
         shard: dict[str, int] | None = None,
         storage: dict[str, str] | None = None,
+        dataset_params: dict[str, list[dict[str, Any]]] | None = None,
     ) -> None:
         self._name = name
         self._board = board
@@ -95,7 +97,7 @@ class ModuleHost:
         process.keep_freed_memory()
         cls = load_module_class(class_path)
         try:
-            self._module = cls(**codec.unpack(params))
+            self._module = cls(**{**codec.unpack(params), **(dataset_params or {})})
         except (TypeError, ValueError) as exc:
             raise ModuleError(name, f"cannot be built from its parameters: {exc}") from None
 
@@ -103,10 +105,12 @@ class ModuleHost:
         """Restore the module from a checkpoint (before its next update)."""
         self._module.load_state(codec.unpack(state))
 
-    def load_state_file(self, file: str) -> None:
-        """Restore this shard from its part of the checkpoint, read from the storage."""
+    def load_state_file(self, files: list[str]) -> None:
+        """Restore this shard from its part of the checkpoint (`files`: every shard's),
+        read from the storage; a module whose shards hold one state, from shard 0's."""
         assert self._storage is not None
-        self._module.load_state(self._storage.read_state(file))
+        own = files[0] if self._module.replicated_state else files[self._shard["index"]]
+        self._module.load_state(self._storage.read_state(own))
 
     def open_group(self, timeout_s: float) -> list[Any]:
         """Shard 0: open a fresh rendezvous for the module's group; returns its address."""
@@ -118,9 +122,14 @@ class ModuleHost:
     ) -> None:
         """Join the module's process group (every shard at once; it returns when all did);
         a collective then fails after collective_timeout_s (the update deadline)."""
+        import torch  # here: modules that never form a group need not import it
+
+        cuda = bool(ray.get_gpu_ids()) and torch.cuda.is_available()
+        if cuda:  # NCCL's ranks each on their device: the first Ray gave this actor
+            torch.cuda.set_device(0)
         self._group.join(
             host, port, self._shard["index"], self._shard["count"], timeout_s,
-            collective_timeout_s,
+            collective_timeout_s, cuda,
         )  # fmt: skip
 
     def describe(self) -> bytes:
@@ -257,6 +266,7 @@ class ModuleHost:
             category=category,
             shard=shard,
             collective=self._collective,
+            num_cpus=ray.get_runtime_context().get_assigned_resources().get("CPU"),
         )
         if isinstance(self._collective, TorchCollective):
             self._collective.payload_bytes = 0  # counted per call, for its report
@@ -333,8 +343,10 @@ class ModuleHost:
         if isinstance(self._collective, TorchCollective):
             record["collective_bytes"] = self._collective.payload_bytes
         if mode == "learn":
+            # One copy of a state every shard holds alike: shard 0's.
+            once = self._module.replicated_state and index > 0
             record["checkpoint"] = self._storage.write_checkpoint(
-                self._name, index, round_, self._module.state(), forward,
+                self._name, index, round_, {} if once else self._module.state(), forward,
                 {spec["name"]: message for spec, message in zip(self._inputs, backward,
                                                                  strict=True)},
             )  # fmt: skip

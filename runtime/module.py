@@ -83,6 +83,13 @@ class Collective(Protocol):
         """Shard `root`'s arrays, on every shard (the others' values are ignored)."""
         ...
 
+    def data_parallel(self, network: Any) -> Any:
+        """A torch network wrapped for data-parallel training over the shards: torch's
+        DistributedDataParallel over their process group, which all-reduces (averages)
+        the gradients in every backward pass and starts every shard from shard 0's
+        weights."""
+        ...
+
 
 class Solo:
     """The collective of a module of one shard: the sums are its own arrays."""
@@ -92,6 +99,9 @@ class Solo:
 
     def broadcast(self, arrays: Arrays, root: int = 0) -> dict[str, np.ndarray]:
         return {name: np.asarray(value) for name, value in arrays.items()}
+
+    def data_parallel(self, network: Any) -> Any:
+        return network
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,7 @@ class UpdateContext:
     category: np.ndarray | None = None  # recognition only: true labels, for scoring only
     shard: Shard = Shard()
     collective: Collective = field(default_factory=Solo)
+    num_cpus: float | None = None  # the CPUs Ray reserved for this actor (None: unknown)
 
     @property
     def sharded(self) -> bool:
@@ -133,6 +144,11 @@ class UpdateContext:
     def broadcast(self, arrays: Arrays, root: int = 0) -> dict[str, np.ndarray]:
         """Shard `root`'s arrays on every shard; see `Collective`."""
         return self.collective.broadcast(arrays, root)
+
+    def data_parallel(self, network: Any) -> Any:
+        """`network` for training over the module's shards (the network itself unsharded);
+        see `Collective`."""
+        return self.collective.data_parallel(network)
 
 
 @dataclass
@@ -167,6 +183,9 @@ class Module:
     # Whether learn/recognize are written for shards (they combine what the shards hold
     # through ctx.allreduce): only such a class may be built with shards > 1.
     supports_shards: ClassVar[bool] = False
+    # Whether every shard holds the same state (one model trained data-parallel): then
+    # shard 0's is checkpointed, once, and every shard is restored from it.
+    replicated_state: ClassVar[bool] = False
     shards: int = 1  # actors the module's elements are split over (a constructor parameter)
 
     def __init__(

@@ -55,7 +55,7 @@ class Observation:
         self._shape: tuple[int, int] | None = None
         if data_files.is_pattern(data):
             self.files = str(data)
-        elif hasattr(data, "to_numpy_refs"):  # a ray.data.Dataset (no Ray import here)
+        elif data_files.is_dataset(data):
             self.dataset = data
         else:
             self.data = validated_data(data, f"Observation {self.name!r}")

@@ -20,7 +20,7 @@ import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from runtime import cluster, codec, data_inspection, progress, storage, wiring
+from runtime import cluster, codec, data_files, data_inspection, progress, storage, wiring
 from runtime import display as display_module
 from runtime.checkpoint import data_digest, fingerprint
 from runtime.coordinator import Coordinator
@@ -213,11 +213,12 @@ class Session:
     def register_module(self, handle: ModuleHandle, inputs: list[str], shape: Shape) -> int:
         """Registers the module and starts its actor; returns rounds restored."""
         module = handle.module
+        params, blocks = self._dataset_params(handle.full_name, module.get_params(), shape[0])
         spec = codec.pack(
             {
                 "name": handle.full_name,
                 "class_path": class_path(module),
-                "params": module.get_params(),
+                "params": params,
                 "inputs": inputs,
                 "output_shape": list(shape),
                 "shards": module.shards,
@@ -230,8 +231,28 @@ class Session:
             }
         )
         self._modules.append(handle.full_name)
-        return self.call("add_module", spec, who=handle.full_name, what="registration",
+        return self.call("add_module", spec, blocks, who=handle.full_name, what="registration",
                          timeout_s=self.start_timeout_s)  # fmt: skip
+
+    def _dataset_params(
+        self, name: str, params: dict[str, Any], elements: int
+    ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+        """Parameters given as a Ray Data dataset (labels, say: `category`), inspected on
+        the cluster like an observation's: in the module's configuration, their digest;
+        to its actors, their blocks as parts (references, passed by Ray), of which each
+        reads the rows it owns."""
+        plain, blocks = dict(params), {}
+        for key, value in params.items():
+            if not data_files.is_dataset(value):
+                continue
+            self.start()
+            parts, whole = data_inspection.dataset_parts(value, f"{name} {key}", ndim=1)
+            if parts[-1]["stop"] != elements:
+                raise ModuleError(
+                    name, f"{key} has {parts[-1]['stop']} rows for {elements} elements"
+                )
+            plain[key], blocks[key] = whole, parts
+        return plain, blocks
 
     def update(self, name: str, *, write_behind: bool = False) -> dict[str, Any]:
         # The coordinator enforces the update's deadline (and start-up's); this one is

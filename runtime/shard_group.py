@@ -95,10 +95,7 @@ class ShardGroup:
         self.actors = [self._actor(index) for index in range(self.count)]
         ready = [actor.describe.remote() for actor in self.actors]
         if state_files is not None:
-            ready += [
-                actor.load_state_file.remote(file)
-                for actor, file in zip(self.actors, state_files, strict=True)
-            ]
+            ready += [actor.load_state_file.remote(list(state_files)) for actor in self.actors]
         try:
             described = self._wait(ready, "start-up", timeout_s)[: self.count]
         except CallTimeout:

@@ -103,13 +103,11 @@ def test_graph_files_take_shards_and_shard_files(tmp_path):
     assert model.observations["obs"] == str(tmp_path / "digits" / "digits-*.npy")
     assert model.modules[0].params["shards"] == 2
     assert model.modules[0].params["category"] == str(tmp_path / "digits" / "labels-*.npy")
-    path.write_text(
-        path.read_text().replace(
-            "type: gmm, params: {K: 3, category: {shards: digits/labels-*.npy}}",
-            "type: vae, params: {latent_dim: 2}",
-        )
-    )
-    with pytest.raises(graph.GraphError, match="VAE does not run sharded"):
+    gmm = "type: gmm, params: {K: 3, category: {shards: digits/labels-*.npy}}"
+    path.write_text(path.read_text().replace(gmm, "type: vae, params: {latent_dim: 2}"))
+    assert graph.load(path).modules[0].params["shards"] == 2  # the data-parallel VAE
+    path.write_text(path.read_text().replace("type: vae", "class: tests.probe_modules:Whole"))
+    with pytest.raises(graph.GraphError, match="Whole does not run sharded"):
         graph.load(path)
 
 

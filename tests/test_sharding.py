@@ -26,10 +26,11 @@ from actors.gmm import GMM
 from actors.mlda import MLDA
 from actors.mm import MarkovModel
 from launch.examples.pca_features import PCAFeatures
-from runtime.errors import CheckpointError, DataError
+from runtime.errors import CheckpointError, DataError, ModuleError
 from runtime.shard_files import read_parts, read_result
 from runtime.storage import Folder
 from tests.conftest import blobs
+from tests.probe_modules import ProbedVAE
 from tests.slow_modules import SlowGMM
 
 CENTRES = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
@@ -336,17 +337,21 @@ def test_connected_shards_sit_together_and_the_sharded_user_module_equals_unshar
     np.testing.assert_allclose(features[2], features[1], rtol=1e-4, atol=1e-4)
 
 
-def test_a_ray_data_dataset_is_read_by_the_actors_in_order(cluster, data, tmp_path):
+def test_a_ray_data_dataset_and_its_labels_are_read_by_the_actors_in_order(cluster, data, tmp_path):
     z, labels = data
     blocks = np.array_split(z, 4)  # one dataset block each
     srk.init(tmp_path / "run", address=cluster[0].address, display="off")
     try:
         srk.current().start()  # the dataset's blocks belong to the session's Ray connection
         obs = srk.Observation(ray.data.from_numpy(blocks))
-        module = GMM(3, algorithm="em", shards=2, category=labels)
+        # Labels from a dataset too, its blocks not the shards' ranges.
+        module = GMM(3, algorithm="em", shards=2, category=ray.data.from_numpy(
+            np.array_split(labels, 3)))  # fmt: skip
         module.connect(obs)
         assert obs.shape == z.shape
         from_dataset = module.update()
+        with pytest.raises(ModuleError, match="category has 299 rows for 300 elements"):
+            GMM(3, category=ray.data.from_numpy(labels[:-1])).connect(obs)
     finally:
         srk.shutdown()
     (direct,), _, _ = _run(cluster, tmp_path / "direct", z, labels, rounds=1, algorithm="em",
@@ -455,3 +460,63 @@ def test_a_sharded_run_writes_to_object_storage_and_resumes_from_it(
     finally:
         srk.shutdown()
     assert (stored / again.full_name).folders() == ["round_001", "round_003", "round_004"]
+
+
+def _vae_run(cluster, root, images, interrupt=None, rounds=2):
+    """A data-parallel VAE (2 shards) under a 2-shard GMM for `rounds`; `interrupt(
+    placements)` runs 1 s into the VAE's last update."""
+    session = srk.init(root, address=cluster[0].address, display="off")
+    try:
+        vae = ProbedVAE(4, delay=3.0 if interrupt else 0.0, shards=2)
+        gmm = GMM(3, algorithm="em", shards=2)
+        vae.connect(srk.Observation(images))
+        gmm.connect(vae)
+        for round_ in range(1, rounds + 1):
+            timer = None
+            if interrupt is not None and round_ == rounds:
+                timer = threading.Timer(1.0, interrupt, args=(session.placements(),))
+                timer.start()
+            report = vae.update()
+            if timer is not None:
+                timer.join()
+            gmm.update()
+        return report, session.status(), session.placements(), vae.full_name
+    finally:
+        srk.shutdown()
+
+
+def test_the_data_parallel_vae_keeps_one_model_on_every_shard_and_checkpoints_it_once(
+    cluster, digits, tmp_path
+):
+    report, _, placed, name = _vae_run(cluster, tmp_path, digits.images)
+    assert len({p["node_id"] for p in placed if p["module"] == name}) == 2
+    folder = tmp_path / name
+    digests = read_parts(folder, "state_digest")  # each shard's, one row per element
+    assert len(digests) == len(digits.images) and len(set(digests.tolist())) == 1
+    z = read_parts(folder, "z_learn")
+    assert z.shape == (len(digits.images), 4) and np.isfinite(z).all()
+    assert len(np.loadtxt(folder / "loss_learn.txt")) == 2  # the epochs, written once
+    checkpoints = tmp_path / "checkpoints"
+    with np.load(checkpoints / f"{name}.r0002.s0000.state.npz") as first:
+        assert any(key.startswith("optim/") for key in first.files)
+    with np.load(checkpoints / f"{name}.r0002.s0001.state.npz") as second:
+        assert second.files == []  # one copy of the model: shard 0's
+    assert np.isfinite(report["metrics"]["loss"])
+
+
+def test_a_vae_shard_killed_mid_update_restores_the_group_and_the_result_is_undisturbed(
+    cluster, digits, tmp_path
+):
+    def kill_vae_shard_1(placements):
+        pid = next(p["pid"] for p in placements if p["module"].endswith("vae") and
+                   p.get("shard") == 1)  # fmt: skip
+        os.kill(pid, signal.SIGKILL)
+
+    calm, _, _, name = _vae_run(cluster, tmp_path / "calm", digits.images, lambda _: None)
+    hit, status, _, _ = _vae_run(cluster, tmp_path / "hit", digits.images, kill_vae_shard_1)
+    assert status["restarts"] == 1 and hit["round"] == 2
+    assert hit["metrics"] == calm["metrics"]
+    for stem in ("z_learn", "state_digest"):
+        np.testing.assert_array_equal(
+            read_parts(tmp_path / "hit" / name, stem), read_parts(tmp_path / "calm" / name, stem)
+        )

@@ -230,3 +230,37 @@ def test_augmented_training_reconstructs_the_clean_digits(digits):
     # Encoding (and recognition) never jitters: the same digits give the same z.
     again = jittered.recognize([digits.images], None, context()).forward
     np.testing.assert_array_equal(again, update.forward)
+
+
+class _KnownCounts:
+    """A collective standing in for two shards of 151 and 150 elements."""
+
+    def allreduce(self, arrays):
+        return {"counts": np.array([151.0, 150.0])}
+
+
+@pytest.mark.parametrize("index, own", [(0, 151), (1, 150)])
+def test_sharded_batches_take_the_single_actors_steps_and_global_batch_means(index, own):
+    """Each shard splits its elements into ceil(301 / 50) = 7 steps; the divisors make
+    DDP's average over 2 shards of (summed loss / divisor) the mean over the step's
+    global batch."""
+    from actors.vae import _Batches
+    from runtime.module import Shard
+
+    start = 0 if index == 0 else 151
+    shard = Shard(index, 2, start, start + own, 301)
+    ctx = UpdateContext("module001_vae", 1, [], lambda *_: _Counting(), shard=shard,
+                        collective=_KnownCounts())  # fmt: skip
+    batches = _Batches.of(own, 50, ctx).split(torch.randperm(own))
+    assert len(batches) == 7
+    assert sorted(torch.cat([rows for rows, _ in batches]).tolist()) == list(range(own))
+    first_step = 151 // 7 + 1 + 150 // 7 + 1  # both shards' first batch: 22 + 22 rows
+    assert batches[0][1] == first_step / 2
+    assert sum(2 * divisor for _, divisor in batches) == 301
+
+
+def test_unsharded_batches_are_batch_size_rows_divided_by_their_count():
+    from actors.vae import _Batches
+
+    batches = _Batches.of(120, 50, context()).split(torch.arange(120))
+    assert [(len(rows), divisor) for rows, divisor in batches] == [(50, 50), (50, 50), (20, 20)]
