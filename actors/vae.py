@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -31,6 +32,26 @@ def _content_key(array: np.ndarray) -> bytes:
     digest = hashlib.blake2b(f"{contiguous.dtype.str}{contiguous.shape}".encode(), digest_size=16)
     digest.update(memoryview(contiguous).cast("B"))
     return digest.digest()
+
+
+def _reconstructed_rows(n: int, ctx: UpdateContext) -> int:
+    """Reconstructions to make: all n when the input takes them as its backward message
+    (a module below; or unknown), else only the first RECONSTRUCTIONS_KEPT, for the file
+    (an observation takes none: at scale, all of them would be as large as the data)."""
+    if not ctx.backward_taken or ctx.backward_taken[0]:
+        return n
+    return min(n, RECONSTRUCTIONS_KEPT)
+
+
+def _shared_tensor(observations: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The observations as a float32 tensor on `device`, sharing their memory where it
+    can (float32 on the CPU): no second copy of data as large as the data set. The VAE
+    only reads it."""
+    with warnings.catch_warnings():
+        # Rows memory-mapped from a shard file are read-only: torch warns that the tensor
+        # could be written to through; nothing does.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(observations, dtype=torch.float32, device=device)
 
 
 def _factory(path: str) -> object:
@@ -163,10 +184,10 @@ class VAE(Module):
             else torch.tensor(backward, dtype=torch.float32, device=device)
         )  # (N, L)
         losses = self._train(ctx.data_parallel(self.net_), self.optimizer_, x, prior_mean, ctx)
-        z, x_hat = self._encode_all(self.net_, x)
+        z, x_hat = self._encode_all(self.net_, x, _reconstructed_rows(n, ctx))
         return Update(
             forward=z,
-            backward=[x_hat],
+            backward=[x_hat if len(x_hat) == n else None],
             files={
                 "x_hat_learn.npy": x_hat[:RECONSTRUCTIONS_KEPT],
                 "loss_learn.txt": losses[:, 0],
@@ -186,10 +207,12 @@ class VAE(Module):
         if self.net_ is None:
             self._build(inputs[0].shape[1], device)
         assert self.net_ is not None
-        z, x_hat = self._encode_all(self.net_, self._prepared(inputs[0], device))
+        n = len(inputs[0])
+        z, x_hat = self._encode_all(self.net_, self._prepared(inputs[0], device),
+                                    _reconstructed_rows(n, ctx))  # fmt: skip
         return Update(
             forward=z,
-            backward=[x_hat],
+            backward=[x_hat if len(x_hat) == n else None],
             files={"x_hat_recog.npy": x_hat[:RECONSTRUCTIONS_KEPT]},
             rows={"z_recog.txt": z},
         )
@@ -213,7 +236,7 @@ class VAE(Module):
         `preprocess` is cached.
         """
         if self.preprocess is None:
-            return torch.tensor(observations, dtype=torch.float32, device=device)
+            return _shared_tensor(observations, device)
         key = _content_key(observations) if reuse else None
         cached = self._preprocessed
         if key is not None and cached is not None and cached[0] == key:
@@ -274,17 +297,22 @@ class VAE(Module):
         return np.hstack([total, per_element])
 
     @torch.no_grad()
-    def _encode_all(self, net: GaussianVAE, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def _encode_all(
+        self, net: GaussianVAE, x: torch.Tensor, reconstructed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """z of every row and the reconstructions of the first `reconstructed` rows."""
         net.eval()
         # Filled chunk by chunk: a list of parts and its concatenation would hold the
         # reconstructions (as large as the data) twice.
         z = torch.empty(len(x), self.latent_dim)
-        x_hat = torch.empty(x.shape, dtype=torch.float32)
+        x_hat = torch.empty((reconstructed, *x.shape[1:]), dtype=torch.float32)
         for start in range(0, len(x), _EVAL_CHUNK):
             rows = slice(start, start + _EVAL_CHUNK)
             mean, _ = net.encode(x[rows])  # the posterior mean is the element's z
             z[rows] = mean.cpu()
-            x_hat[rows] = reconstruct(net.decoder(mean), self.loss).cpu()
+            if start < reconstructed:
+                kept = mean[: reconstructed - start]
+                x_hat[start : start + len(kept)] = reconstruct(net.decoder(kept), self.loss).cpu()
         return z.numpy(), x_hat.numpy()
 
     def _build(self, input_dim: int, device: torch.device) -> None:

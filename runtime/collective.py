@@ -115,12 +115,22 @@ class TorchCollective:
         return unflatten(flat)
 
     def data_parallel(self, network: Any) -> Any:
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
         from torch.nn.parallel import DistributedDataParallel
 
         device = next(network.parameters()).device
-        return DistributedDataParallel(
+        wrapped = DistributedDataParallel(
             network, device_ids=[device.index] if device.type == "cuda" else None
         )
+
+        # No annotations: torch checks a hook's by identity, and this module's are strings.
+        def counted(state, bucket):  # type: ignore[no-untyped-def]
+            """torch's own all-reduce of a bucket of gradients, its bytes counted."""
+            self.payload_bytes += bucket.buffer().numel() * bucket.buffer().element_size()
+            return default_hooks.allreduce_hook(state, bucket)
+
+        wrapped.register_comm_hook(None, counted)
+        return wrapped
 
 
 def _flattened(arrays: Mapping[str, np.ndarray]) -> tuple[Any, Any]:

@@ -267,6 +267,7 @@ class ModuleHost:
             shard=shard,
             collective=self._collective,
             num_cpus=ray.get_runtime_context().get_assigned_resources().get("CPU"),
+            backward_taken=tuple(bool(spec["is_module"]) for spec in self._inputs),
         )
         if isinstance(self._collective, TorchCollective):
             self._collective.payload_bytes = 0  # counted per call, for its report

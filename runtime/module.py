@@ -132,6 +132,10 @@ class UpdateContext:
     shard: Shard = Shard()
     collective: Collective = field(default_factory=Solo)
     num_cpus: float | None = None  # the CPUs Ray reserved for this actor (None: unknown)
+    # Per input, in connect order: whether it takes a backward message (a module does, an
+    # observation does not), so that a module can skip one nobody receives; () outside
+    # an actor: unknown.
+    backward_taken: tuple[bool, ...] = ()
 
     @property
     def sharded(self) -> bool:

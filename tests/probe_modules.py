@@ -25,9 +25,10 @@ class ProbedVAE(VAE):
     element-wise result (`state_digest`, one row per element: so every shard writes
     its own), after waiting `delay` seconds at the start of every update."""
 
-    def __init__(self, latent_dim, itr=2, batch_size=40, delay=0.0, shards=1, name=None):
+    def __init__(self, latent_dim, itr=2, batch_size=40, delay=0.0, shards=1, encoder=None,
+                 decoder=None, name=None):  # fmt: skip
         super().__init__(latent_dim, itr=itr, batch_size=batch_size, loss="mse", shards=shards,
-                         num_threads=1, name=name)  # fmt: skip
+                         num_threads=1, encoder=encoder, decoder=decoder, name=name)  # fmt: skip
         self.delay = delay
 
     def learn(self, inputs, backward, ctx):

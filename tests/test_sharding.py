@@ -463,12 +463,12 @@ def test_a_sharded_run_writes_to_object_storage_and_resumes_from_it(
     assert (stored / again.full_name).folders() == ["round_001", "round_003", "round_004"]
 
 
-def _vae_run(cluster, root, images, interrupt=None, rounds=2):
+def _vae_run(cluster, root, images, interrupt=None, rounds=2, **vae_options):
     """A data-parallel VAE (2 shards) under a 2-shard GMM for `rounds`; `interrupt(
     placements)` runs 1 s into the VAE's last update."""
     session = srk.init(root, address=cluster[0].address, display="off")
     try:
-        vae = ProbedVAE(4, delay=3.0 if interrupt else 0.0, shards=2)
+        vae = ProbedVAE(4, delay=3.0 if interrupt else 0.0, shards=2, **vae_options)
         gmm = GMM(3, algorithm="em", shards=2)
         vae.connect(srk.Observation(images))
         gmm.connect(vae)
@@ -489,7 +489,9 @@ def _vae_run(cluster, root, images, interrupt=None, rounds=2):
 def test_the_data_parallel_vae_keeps_one_model_on_every_shard_and_checkpoints_it_once(
     cluster, digits, tmp_path
 ):
-    report, _, placed, name = _vae_run(cluster, tmp_path, digits.images)
+    """With the user's own networks (factories by import path)."""
+    networks = {"encoder": "tests.networks:encoder", "decoder": "tests.networks:decoder"}
+    report, _, placed, name = _vae_run(cluster, tmp_path, digits.images, **networks)
     assert len({p["node_id"] for p in placed if p["module"] == name}) == 2
     folder = tmp_path / name
     digests = read_parts(folder, "state_digest")  # each shard's, one row per element
