@@ -115,6 +115,17 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_storage_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out", type=_local_folder, default=Path("serket_output"), help="output folder"
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        help="checkpoint storage: a folder or a URI such as s3://bucket/run (default: "
+        "OUT/checkpoints)",
+    )
+
+
 def _say(args: argparse.Namespace) -> Callable[..., None]:
     """print, or nothing with --quiet."""
     return (lambda *_a, **_k: None) if getattr(args, "quiet", False) else print
@@ -427,14 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_flags(tutorial)
     tutorial.add_argument("--data", help="data file: .txt (np.loadtxt), .npy or .csv")
     tutorial.add_argument("--labels", help="true labels (one integer per line), for scoring only")
-    tutorial.add_argument(
-        "--out", type=_local_folder, default=Path("serket_output"), help="output folder"
-    )
-    tutorial.add_argument(
-        "--checkpoint-dir",
-        help="checkpoint storage: a folder or a URI such as s3://bucket/run (default: "
-        "OUT/checkpoints)",
-    )
+    _add_storage_flags(tutorial)
     tutorial.add_argument(
         "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last update"
     )
@@ -456,14 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     graph_run = commands.add_parser("run", help="run a model described in a YAML graph file")
     graph_run.add_argument("graph", help="graph file, e.g. launch/graphs/vae_gmm_mm.yaml")
     graph_run.add_argument("--rounds", type=int, help="override the file's rounds")
-    graph_run.add_argument(
-        "--out", type=_local_folder, default=Path("serket_output"), help="output folder"
-    )
-    graph_run.add_argument(
-        "--checkpoint-dir",
-        help="checkpoint storage: a folder or a URI such as s3://bucket/run (default: "
-        "OUT/checkpoints)",
-    )
+    _add_storage_flags(graph_run)
     graph_run.add_argument(
         "--resume", action="store_true", help="continue the run checkpointed under OUT"
     )

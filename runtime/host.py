@@ -58,6 +58,14 @@ def load_module_class(path: str) -> type[Module]:
     return target
 
 
+def _reserved_cpus() -> float | None:
+    """The CPUs Ray reserved for this actor; None in a driver (a host built directly)."""
+    context = ray.get_runtime_context()
+    if context.worker.mode != ray.WORKER_MODE:
+        return None
+    return context.get_assigned_resources().get("CPU")
+
+
 class ModuleHost:
     """Runs as a Ray actor; the coordinator is its only caller.
 
@@ -93,7 +101,7 @@ class ModuleHost:
         self._storage = None if storage is None else shard_files.Storage(**storage)
         self._sharded = self._shard["count"] > 1
         self._group = GroupMember()
-        self._collective = TorchCollective() if self._shard["count"] > 1 else Solo()
+        self._collective = TorchCollective() if self._sharded else Solo()
         process.keep_freed_memory()
         cls = load_module_class(class_path)
         try:
@@ -266,7 +274,7 @@ class ModuleHost:
             category=category,
             shard=shard,
             collective=self._collective,
-            num_cpus=ray.get_runtime_context().get_assigned_resources().get("CPU"),
+            num_cpus=_reserved_cpus(),
             backward_taken=tuple(bool(spec["is_module"]) for spec in self._inputs),
         )
         if isinstance(self._collective, TorchCollective):

@@ -7,9 +7,10 @@ checkpointed part is a file in the run's storage. The coordinator routes the par
 own range from the parts that overlap it (`read_rows`).
 
 A part is a dict: ``start`` and ``stop`` (global rows), and where the rows are: ``ref``
-(an encoded message in Ray's object store), ``message`` (an encoded message file),
-``npy`` (a `.npy` file of data, read memory-mapped; its rows start at ``start``) or
-``array`` (a block of a Ray Data dataset, a numpy array in the object store).
+(an encoded message in Ray's object store), ``message`` (the name of an encoded message
+file in the run's checkpoint storage), ``npy`` (a `.npy` file of data, read
+memory-mapped; its rows start at ``start``) or ``array`` (a block of a Ray Data dataset,
+a numpy array in the object store).
 """
 
 from __future__ import annotations

@@ -175,18 +175,23 @@ def test_shards_on_a_removed_node_restart_elsewhere(cluster, data, tmp_path):
     assert [(h["module"], h["round"]) for h in _history(tmp_path)][-1][1] == 2
 
 
+def _resume_and_update(cluster, root, z, labels, done):
+    """Resume the 2-shard EM GMM run under `root`, which did `done` rounds; one more."""
+    srk.init(root, address=cluster[0].address, resume=True, display="off")
+    try:
+        obs = srk.Observation(z)  # numbered first, as in the run resumed
+        module = GMM(3, category=labels, algorithm="em", shards=2)
+        module.connect(obs)
+        assert module.rounds_done == done
+        assert module.update()["round"] == done + 1
+    finally:
+        srk.shutdown()
+
+
 def test_a_sharded_run_resumes_and_refuses_another_shard_count(cluster, data, tmp_path):
     z, labels = data
     _run(cluster, tmp_path, z, labels, rounds=1, algorithm="em", shards=2)
-    srk.init(tmp_path, address=cluster[0].address, resume=True, display="off")
-    try:
-        obs = srk.Observation(z)
-        module = GMM(3, category=labels, algorithm="em", shards=2)
-        module.connect(obs)
-        assert module.rounds_done == 1
-        assert module.update()["round"] == 2
-    finally:
-        srk.shutdown()
+    _resume_and_update(cluster, tmp_path, z, labels, done=1)
     srk.init(tmp_path, address=cluster[0].address, resume=True, display="off")
     try:
         obs = srk.Observation(z)
@@ -451,16 +456,8 @@ def test_a_sharded_run_writes_to_object_storage_and_resumes_from_it(
     assert (stored / "checkpoints").exists("manifest.json")
     assert len(stored.read("history.jsonl").splitlines()) == 6
 
-    srk.init(uri, address=cluster[0].address, resume=True, display="off")
-    try:
-        obs = srk.Observation(z)
-        again = GMM(3, category=labels, algorithm="em", shards=2)
-        again.connect(obs)
-        assert again.rounds_done == 3
-        assert again.update()["round"] == 4
-    finally:
-        srk.shutdown()
-    assert (stored / again.full_name).folders() == ["round_001", "round_003", "round_004"]
+    _resume_and_update(cluster, uri, z, labels, done=3)
+    assert (stored / sharded.full_name).folders() == ["round_001", "round_003", "round_004"]
 
 
 def _vae_run(cluster, root, images, interrupt=None, rounds=2, **vae_options):
