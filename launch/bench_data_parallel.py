@@ -10,7 +10,7 @@ compare only within one run.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from statistics import median
 
@@ -44,7 +44,8 @@ def run(
             results[s].append(figures)
             print(f"seed {seed}, VAE shards {s}: acc {figures['acc']:.4f}, "
                   f"{figures['epoch_seconds'] * 1000:.0f} ms per epoch", flush=True)  # fmt: skip
-    print(f"\nmedian over seeds {seeds} ({settings}):")
+    fixed = {k: v for k, v in asdict(settings).items() if k not in ("seed", "vae_shards")}
+    print(f"\nmedian over seeds {seeds} ({fixed}):")
     for s, runs in results.items():
         accuracies = [r["acc"] for r in runs]
         print(f"  S={s}: acc {median(accuracies):.4f} [{min(accuracies):.4f}-"
