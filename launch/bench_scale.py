@@ -108,13 +108,14 @@ def _print(result: dict[str, Any]) -> None:
     n, s = result["elements"], result["shards"]
     each = ", ".join(f"{x:.1f}" for x in result["all_seconds"])
     if result["model"] == "vae":
-        what, score = "VAE epoch", f"loss {result['metrics']['loss']:.1f}"
+        what = "VAE epoch (the update's time / epochs, reading and encoding included)"
+        score = f"loss {result['metrics']['loss']:.1f}"
     else:
-        what, score = "GMM update", f"acc {result['metrics'].get('acc', float('nan')):.3f}"
+        what = "GMM update (the slowest shard's)"
+        score = f"acc {result['metrics'].get('acc', float('nan')):.3f}"
     print(f"\n{n:,} elements, S={s} ({result['nodes']} nodes): {what} "
-          f"{result['seconds']:.1f} s (of {each}; the update's time / epochs, encoding "
-          f"included), {score}, collectives {result['collective_bytes'] / 1e3:.0f} kB per "
-          f"shard per update")  # fmt: skip
+          f"{result['seconds']:.1f} s (of {each}), {score}, collectives "
+          f"{result['collective_bytes'] / 1e3:.0f} kB per shard per update")  # fmt: skip
     header = ("process", "peak RSS MB", "private MB", "share MB", "private/share")
     print(f"  {header[0]:16}{header[1]:>12}{header[2]:>12}{header[3]:>10}{header[4]:>15}")
     for name, (rss, private) in result["peaks"].items():
