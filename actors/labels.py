@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,8 +10,8 @@ from runtime import UpdateContext, data_files, data_inspection
 from runtime.metrics import classification_scores, contingency_table, scores_from_table
 
 # An array, a folder or glob of label files, or a ray.data.Dataset of labels (in the
-# module's actors: its blocks, as parts).
-Labels = Sequence[int] | np.ndarray | str | Any
+# module's actors: its blocks, as parts): no narrower type covers the dataset.
+Labels = Any
 
 
 def own_labels(category: Labels | None, n: int, ctx: UpdateContext) -> np.ndarray | None:
