@@ -42,6 +42,9 @@ class GMM(Module):
     every class's count, sum and scatter; the shards sum them (all-reduce) and all hold
     the same parameters; each classifies its own elements. Sharded EM gives unsharded
     EM's result (to rounding); sharded Gibbs samples the same posterior.
+    mode, load_dir: Serket's recognition mode: with load_dir a learned GMM's folder,
+    every update classifies the connected data with that mixture and learns nothing
+    (files ``*_recog.txt``; `category` scores it).
     """
 
     kind = "gmm"
@@ -61,8 +64,13 @@ class GMM(Module):
         num_threads: int = 1,
         shards: int = 1,
         name: str | None = None,
+        mode: str | None = None,
+        load_dir: str | None = None,
     ) -> None:
-        super().__init__(name, resources=Resources(num_cpus=num_threads), shards=shards)
+        super().__init__(
+            name, resources=Resources(num_cpus=num_threads), shards=shards, mode=mode,
+            load_dir=load_dir,
+        )  # fmt: skip
         if algorithm not in ALGORITHMS:
             raise ModuleError(
                 self.full_name, f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}"
@@ -122,7 +130,7 @@ class GMM(Module):
             "learn",
             {"log_likelihood": best.log_likelihood, "iterations": best.iterations},
             ctx,
-            {"gmm_params.npz": self.state()},
+            {self.model_file: self.state()},
         )
 
     def _fit_chains(
@@ -185,8 +193,9 @@ class GMM(Module):
             responsibilities, log_likelihood = mixture.e_step(
                 z, self.params_, log_prior, ctx.allreduce
             )
+        category = labels.recognition_labels(self.category, self.recognizing, len(z), ctx)
         return self._result(
-            responsibilities, ctx.category, "recog", {"log_likelihood": log_likelihood}, ctx
+            responsibilities, category, "recog", {"log_likelihood": log_likelihood}, ctx
         )
 
     def _result(
@@ -240,6 +249,16 @@ class GMM(Module):
             "means": self.params_.means,
             "covariances": self.params_.covariances,
         }
+
+    def check_learned(
+        self, state: Mapping[str, np.ndarray], input_shapes: Sequence[tuple[int, ...]]
+    ) -> None:
+        learned, dims = np.shape(state["means"]), input_shapes[0][1]
+        if learned != (self.K, dims):
+            raise ValueError(
+                f"it has {learned[0]} classes of {learned[1]} dimensions; this GMM has K="
+                f"{self.K} and its input {dims} dimensions"
+            )
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         self.params_ = mixture.MixtureParams(

@@ -49,3 +49,14 @@ def checked_length(category: Labels | None, n: int) -> None:
     datasets are checked on the cluster)."""
     if category is not None and data_files.is_in_memory(category) and len(category) != n:
         raise ValueError(f"category has {len(category)} labels for {n} elements")
+
+
+def recognition_labels(
+    category: Labels | None, recognizing: bool, n: int, ctx: UpdateContext
+) -> np.ndarray | None:
+    """The labels to score a recognition with: the novel data's (`srk.recognize` passes
+    them in ctx); in Serket's recognition mode, the module's own `category`, which then
+    labels the data it is connected to."""
+    if ctx.category is not None:
+        return ctx.category
+    return own_labels(category, n, ctx) if recognizing else None

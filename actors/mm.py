@@ -17,6 +17,9 @@ import numpy as np
 
 from runtime import Module, ModuleError, Resources, Update, UpdateContext
 
+DEFAULT_PRIOR = 1.0
+SERKET_PSEUDO_COUNT = 0.1  # Serket's initial count of every transition
+
 
 class MarkovModel(Module):
     """First-order Markov chain over the classes of the module below.
@@ -24,8 +27,16 @@ class MarkovModel(Module):
     prior: the additive (Dirichlet) pseudo-count on every transition, so that unseen
     transitions keep a small probability. The first element's predecessor is unknown: it
     gets the classes' overall frequencies.
+    num_samp: Serket's parameter: the class sequences Serket samples and counts, on top
+    of its pseudo-count of 0.1 per transition. Expected counts are the mean of those
+    samples, so num_samp weighs them num_samp times against 0.1: the same as
+    prior = 0.1 / num_samp. Give one of the two.
     shards: actors the sequence is split over, in order; the expected transition counts
     include the pairs that straddle the shards' boundaries, so they equal unsharded ones.
+    mode, load_dir: Serket's recognition mode: with load_dir a learned Markov model's
+    folder, every update predicts over the connected sequence with its transitions.
+    A message from a module above (P(class) per element) multiplies the prediction, as
+    Serket's message does.
     """
 
     kind = "mm"
@@ -34,10 +45,29 @@ class MarkovModel(Module):
     resources = Resources(num_cpus=0)
     supports_shards = True
 
-    def __init__(self, prior: float = 1.0, shards: int = 1, name: str | None = None) -> None:
-        super().__init__(name, shards=shards)
-        self.prior = prior
-        if not np.isfinite(prior) or prior <= 0:
+    def __init__(
+        self,
+        prior: float | None = None,
+        num_samp: int | None = None,
+        shards: int = 1,
+        name: str | None = None,
+        mode: str | None = None,
+        load_dir: str | None = None,
+    ) -> None:
+        super().__init__(name, shards=shards, mode=mode, load_dir=load_dir)
+        if num_samp is not None:
+            self.require_positive_integers(num_samp=num_samp)
+            serket_prior = SERKET_PSEUDO_COUNT / num_samp
+            if prior is not None and prior != serket_prior:
+                raise ModuleError(
+                    self.full_name,
+                    f"prior={prior!r} and num_samp={num_samp!r} set one thing (num_samp means "
+                    f"prior={serket_prior:g}): give one of them",
+                )
+            prior = serket_prior
+        self.prior = DEFAULT_PRIOR if prior is None else prior
+        self.num_samp = None  # resolved into prior: a copy rebuilt from its parameters agrees
+        if not np.isfinite(self.prior) or self.prior <= 0:
             raise ModuleError(self.full_name, f"prior must be a positive number, got {prior!r}")
         self.transitions_: np.ndarray | None = None  # (K, K): row i = P(next class | i)
         self.initial_: np.ndarray | None = None  # (K,): P(class) of an element with no past
@@ -69,12 +99,12 @@ class MarkovModel(Module):
         counts = totals["pairs"] + self.prior
         self.transitions_ = counts / counts.sum(axis=1, keepdims=True)
         self.initial_ = totals["sums"] / totals["count"]
-        predicted = self._predict(probabilities, before)
+        predicted = self._predict(probabilities, before, backward)
         return Update(
             forward=predicted,
             backward=[predicted],
-            files={"transitions_learn.txt": self.transitions_, "mm_params.npz": self.state()},
-            rows={"prior_learn.txt": predicted},
+            files={"trans_prob_learn.txt": self.transitions_, self.model_file: self.state()},
+            rows={"msg_learn.txt": predicted},
             metrics={"transition_entropy": _mean_entropy(self.transitions_)},
         )
 
@@ -85,17 +115,30 @@ class MarkovModel(Module):
         if self.transitions_ is None:
             raise ValueError("recognition needs a learned model: update the Markov model first")
         probabilities = _class_probabilities(inputs[0])
-        predicted = self._predict(probabilities, _predecessor(probabilities, ctx))
-        return Update(forward=predicted, backward=[predicted], rows={"prior_recog.txt": predicted})
+        predicted = self._predict(probabilities, _predecessor(probabilities, ctx), backward)
+        return Update(forward=predicted, backward=[predicted], rows={"msg_recog.txt": predicted})
 
-    def _predict(self, probabilities: np.ndarray, before: np.ndarray | None) -> np.ndarray:
-        """Row n: sum_i P(c_{n-1} = i) P(c_n | i); the sequence's first row: the overall
-        class frequencies (a later shard's first row follows the shard before's last)."""
+    def _predict(
+        self, probabilities: np.ndarray, before: np.ndarray | None, above: np.ndarray | None
+    ) -> np.ndarray:
+        """Row n: sum_i P(c_{n-1} = i) P(c_n | i), times the message from above if any,
+        normalised; the sequence's first row: the overall class frequencies (a later
+        shard's first row follows the shard before's last)."""
         assert self.transitions_ is not None and self.initial_ is not None
         predicted = np.empty_like(probabilities)
         predicted[0] = self.initial_ if before is None else before @ self.transitions_
         predicted[1:] = probabilities[:-1] @ self.transitions_
+        if above is not None:
+            predicted = predicted * _class_probabilities(above)
+            predicted /= np.maximum(predicted.sum(axis=1, keepdims=True), 1e-300)
         return predicted.astype(np.float32)
+
+    def check_learned(
+        self, state: Mapping[str, np.ndarray], input_shapes: Sequence[tuple[int, ...]]
+    ) -> None:
+        learned, classes = np.shape(state["transitions"]), input_shapes[0][1]
+        if learned != (classes, classes):
+            raise ValueError(f"it has {learned[0]} classes; its input has {classes}")
 
     def state(self) -> dict[str, np.ndarray]:
         if self.transitions_ is None or self.initial_ is None:

@@ -12,18 +12,30 @@ import importlib
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
 
-from actors.vae_net import GaussianVAE, kl_to_prior, mlp, reconstruct, reconstruction_error
+from actors.vae_net import (
+    GaussianVAE,
+    PairEncoder,
+    kl_to_prior,
+    mlp,
+    reconstruct,
+    reconstruction_error,
+)
 from runtime import Module, ModuleError, Resources, Update, UpdateContext
 
 LOSSES = ("bce", "mse")
+SERKET_LOSSES = {"BCE": "bce", "MSE": "mse"}  # Serket's RE= and ours
+DEVICES = (None, "cpu", "cuda")
 _EVAL_CHUNK = 65_536  # rows encoded at once when computing z for the whole data set
 # Reconstructions written to x_hat_*.npy: the first this many elements' (a sample to look
 # at; all of them would be as large as the data). The backward message holds them all.
 RECONSTRUCTIONS_KEPT = 10_000
+DEFAULT_HIDDEN = (128,)
 
 
 def _content_key(array: np.ndarray) -> bytes:
@@ -83,7 +95,14 @@ class VAE(Module):
     an epoch has the single actor's number of steps and visits every element once. Each
     shard encodes its own elements; one copy of the weights is checkpointed.
     Files: z per element (z_learn.txt; .npy beyond 100,000 elements), the loss per
-    epoch, the weights, and the reconstructions of the first 10,000 elements.
+    epoch (loss.txt), the weights (model.npz), and the reconstructions of the first
+    10,000 elements.
+    Serket's names, with Serket's meaning: epoch (= itr), KL_param and KLD_weight
+    (= alpha), RE="BCE"|"MSE" (= loss), hidden_encoder_dim / hidden_decoder_dim (one
+    hidden layer each, in place of hidden), batch_size=None (the whole data set in each
+    step), device ("cpu": no GPU, "cuda": one; default: one when the cluster has one),
+    mode / load_dir (recognition mode: every update encodes the connected data with the
+    networks learned in load_dir, and learns nothing).
     """
 
     kind = "vae"
@@ -94,11 +113,11 @@ class VAE(Module):
     def __init__(
         self,
         latent_dim: int,
-        itr: int = 200,
-        batch_size: int = 500,
-        alpha: float = 1.0,
-        loss: str = "bce",
-        hidden: Sequence[int] = (128,),
+        itr: int | None = None,
+        batch_size: int | None = 500,
+        alpha: float | None = None,
+        loss: str | None = None,
+        hidden: Sequence[int] | None = None,
         lr: float = 1e-3,
         encoder: str | None = None,
         decoder: str | None = None,
@@ -109,14 +128,37 @@ class VAE(Module):
         num_threads: int | None = None,
         shards: int = 1,
         name: str | None = None,
+        epoch: int | None = None,
+        KL_param: float | None = None,  # Serket's name
+        KLD_weight: float | None = None,  # Serket's name
+        RE: str | None = None,  # Serket's name
+        hidden_encoder_dim: int | None = None,
+        hidden_decoder_dim: int | None = None,
+        device: str | None = None,
+        mode: str | None = None,
+        load_dir: str | None = None,
     ) -> None:
-        super().__init__(name, shards=shards)
+        super().__init__(name, shards=shards, mode=mode, load_dir=load_dir)
         self.latent_dim = latent_dim
-        self.itr = itr
+        self.itr = self._one_setting(200, itr=itr, epoch=epoch)
         self.batch_size = batch_size
-        self.alpha = alpha
-        self.loss = loss
+        self.alpha = self._one_setting(1.0, alpha=alpha, KL_param=KL_param, KLD_weight=KLD_weight)
+        if RE is not None and RE not in SERKET_LOSSES:
+            raise ModuleError(self.full_name, f'RE must be "BCE" or "MSE", got {RE!r}')
+        self.loss = self._one_setting(
+            "bce", loss=loss, RE=None if RE is None else SERKET_LOSSES[RE]
+        )
+        # Serket's names are kept as given (so a copy rebuilt from them agrees); the
+        # settings above are what the module uses.
+        self.epoch, self.KL_param, self.KLD_weight, self.RE = epoch, KL_param, KLD_weight, RE
         self.hidden = hidden
+        self.hidden_encoder_dim = hidden_encoder_dim
+        self.hidden_decoder_dim = hidden_decoder_dim
+        if hidden is not None and (hidden_encoder_dim or hidden_decoder_dim):
+            raise ModuleError(
+                self.full_name,
+                "give hidden, or Serket's hidden_encoder_dim / hidden_decoder_dim, not both",
+            )
         self.lr = lr
         self.encoder = encoder
         self.decoder = decoder
@@ -125,15 +167,22 @@ class VAE(Module):
         self.augment_copies = augment_copies
         self.seed = seed
         self.num_threads = num_threads
+        self.device = device
         self.require_positive_integers(
-            latent_dim=latent_dim, itr=itr, batch_size=batch_size, augment_copies=augment_copies
+            latent_dim=latent_dim, itr=self.itr, augment_copies=augment_copies
         )
-        if loss not in LOSSES:
+        if batch_size is not None:  # None: Serket's whole data set in one batch
+            self.require_positive_integers(batch_size=batch_size)
+        if self.loss not in LOSSES:
             raise ModuleError(self.full_name, f"loss must be one of {LOSSES}, got {loss!r}")
-        if alpha < 0:
-            raise ModuleError(self.full_name, f"alpha (KL weight) must be >= 0, got {alpha!r}")
+        if self.alpha < 0:
+            raise ModuleError(self.full_name, f"alpha (KL weight) must be >= 0, got {self.alpha!r}")
         if num_threads is not None:
             self.require_positive_integers(num_threads=num_threads)
+        if device not in DEVICES:
+            raise ModuleError(self.full_name, f"device must be one of {DEVICES}, got {device!r}")
+        if device is not None:  # Serket's device: "cpu" asks for no GPU, "cuda" for one
+            self.resources = replace(self.resources, num_gpus=int(device == "cuda"))
         self.net_: GaussianVAE | None = None
         self.optimizer_: torch.optim.Optimizer | None = None
         self._restored: dict[str, np.ndarray] = {}  # applied once the device is known
@@ -148,15 +197,40 @@ class VAE(Module):
             )
         return (input_shapes[0][0], self.latent_dim)
 
+    def _one_setting(self, default: Any, **names: Any) -> Any:
+        """The value of a setting that has several names (ours and Serket's): the one
+        given, or `default`; two given with different values are an error."""
+        given = {name: value for name, value in names.items() if value is not None}
+        if len(set(map(repr, given.values()))) > 1:
+            listed = ", ".join(f"{name}={value!r}" for name, value in given.items())
+            raise ModuleError(self.full_name, f"{listed} name one setting: give one of them")
+        return next(iter(given.values()), default)
+
     def build_networks(self, input_dim: int) -> GaussianVAE:
-        """The encoder and decoder; override (or pass factories) for other architectures."""
+        """The encoder and decoder. For other architectures: Serket's way, a subclass
+        that defines `build_encoder(input_dim, latent_dim)` (a module whose forward
+        returns (mu, log_var)) and `build_decoder(input_dim, latent_dim)` (its forward
+        returns the reconstruction: probabilities for BCE, values for MSE), where
+        input_dim is the shape of one observation, as Serket passes it; or factories
+        (`encoder=`, `decoder=`); or override this method."""
+        if hasattr(self, "build_encoder") or hasattr(self, "build_decoder"):
+            if not (hasattr(self, "build_encoder") and hasattr(self, "build_decoder")):
+                raise ValueError("a VAE subclass defines both build_encoder and build_decoder")
+            shape = (input_dim,)
+            return GaussianVAE(
+                PairEncoder(self.build_encoder(shape, self.latent_dim)),
+                self.build_decoder(shape, self.latent_dim),
+                decodes_probabilities=self.loss == "bce",
+            )
         if self.encoder is not None and self.decoder is not None:
             encoder = _factory(self.encoder)(input_dim, self.latent_dim)
             decoder = _factory(self.decoder)(self.latent_dim, input_dim)
             return GaussianVAE(encoder, decoder)
-        widths = list(self.hidden)
-        encoder = mlp([input_dim, *widths, 2 * self.latent_dim])
-        decoder = mlp([self.latent_dim, *reversed(widths), input_dim])
+        widths = list(self.hidden or DEFAULT_HIDDEN)
+        encoder_widths = [self.hidden_encoder_dim] if self.hidden_encoder_dim else widths
+        decoder_widths = [self.hidden_decoder_dim] if self.hidden_decoder_dim else widths[::-1]
+        encoder = mlp([input_dim, *encoder_widths, 2 * self.latent_dim])
+        decoder = mlp([self.latent_dim, *decoder_widths, input_dim])
         return GaussianVAE(encoder, decoder)
 
     def learn(
@@ -190,8 +264,8 @@ class VAE(Module):
             backward=[x_hat if len(x_hat) == n else None],
             files={
                 "x_hat_learn.npy": x_hat[:RECONSTRUCTIONS_KEPT],
-                "loss_learn.txt": losses[:, 0],
-                "vae_params.npz": self.weights(),
+                "loss.txt": losses[:, 0],
+                self.model_file: self.weights(),
             },
             rows={"z_learn.txt": z},
             metrics={"loss": losses[-1, 0], "reconstruction": losses[-1, 1], "kl": losses[-1, 2]},
@@ -258,7 +332,7 @@ class VAE(Module):
         """Runs `itr` epochs; returns per-epoch mean (loss, reconstruction, KL) per element,
         over every shard's elements."""
         n = x.shape[0]
-        batches = _Batches.of(n, self.batch_size, ctx)
+        batches = _Batches.of(n, self.batch_size or ctx.shard.total or n, ctx)
         seed = self.seed * 100_003 + ctx.round + 7_919 * ctx.shard.index  # a stream per shard
         generator = torch.Generator(device=x.device).manual_seed(seed)
         net.train()
@@ -267,6 +341,8 @@ class VAE(Module):
             augment = _factory(self.augment)
             copies = torch.stack([augment(x, generator) for _ in range(self.augment_copies)])
         totals = torch.zeros(self.itr, 2, device=x.device)  # summed (reconstruction, KL)
+        assert self.net_ is not None
+        probabilities = self.net_.decodes_probabilities
         progress = ctx.progress(self.itr, "epochs")
         for epoch in range(self.itr):
             order = torch.randperm(n, device=x.device, generator=generator)
@@ -279,7 +355,7 @@ class VAE(Module):
                 )
                 seen = batch if copies is None else copies[copy_of[index], index]
                 output, mean, logvar = net(seen, noise)
-                reconstruction = reconstruction_error(output, batch, self.loss)
+                reconstruction = reconstruction_error(output, batch, self.loss, probabilities)
                 kl = kl_to_prior(mean, logvar, prior_mean[index])
                 loss = (reconstruction + self.alpha * kl) / divisor
                 optimizer.zero_grad(set_to_none=True)
@@ -312,7 +388,8 @@ class VAE(Module):
             z[rows] = mean.cpu()
             if start < reconstructed:
                 kept = mean[: reconstructed - start]
-                x_hat[start : start + len(kept)] = reconstruct(net.decoder(kept), self.loss).cpu()
+                decoded = reconstruct(net.decoder(kept), self.loss, net.decodes_probabilities)
+                x_hat[start : start + len(kept)] = decoded.cpu()
         return z.numpy(), x_hat.numpy()
 
     def _build(self, input_dim: int, device: torch.device) -> None:
@@ -352,6 +429,30 @@ class VAE(Module):
             for name, value in moments.items():
                 state[f"optim/{index}/{name}"] = torch.as_tensor(value).detach().cpu().numpy()
         return state
+
+    def learned_state(self, model: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model file holds the weights alone: a fresh optimizer learns on from them."""
+        return {f"net/{key}": value for key, value in model.items()}
+
+    def check_learned(
+        self, state: Mapping[str, np.ndarray], input_shapes: Sequence[tuple[int, ...]]
+    ) -> None:
+        """The learned weights against the networks this VAE builds for its input."""
+        expected = {
+            f"net/{key}": tuple(value.shape)
+            for key, value in self.build_networks(input_shapes[0][1]).state_dict().items()
+        }
+        learned = {key: tuple(np.shape(value)) for key, value in state.items()}
+        if learned != expected:
+            differ = sorted(k for k in expected.keys() | learned.keys()
+                            if expected.get(k) != learned.get(k))  # fmt: skip
+            first = differ[0].removeprefix("net/")
+            raise ValueError(
+                f"its weights differ from the networks built for {input_shapes[0][1]} features "
+                f"and latent_dim={self.latent_dim}: {first} is "
+                f"{learned.get(differ[0], 'missing')} there, {expected.get(differ[0], 'absent')} "
+                "here"
+            )
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         self.net_, self.optimizer_ = None, None

@@ -25,13 +25,18 @@ class GaussianVAE(nn.Module):
     """Encoder to a diagonal Gaussian q(z|o); decoder from z to the observation's space.
 
     The encoder must output 2L numbers per element (mean, then log-variance); the decoder
-    outputs D numbers: logits for a BCE reconstruction, values for an MSE one.
+    outputs D numbers: logits for a BCE reconstruction (or, with
+    decodes_probabilities, the probabilities themselves, as Serket's decoders end in a
+    sigmoid), values for an MSE one.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
+    def __init__(
+        self, encoder: nn.Module, decoder: nn.Module, decodes_probabilities: bool = False
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+        self.decodes_probabilities = decodes_probabilities
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, logvar = self.encoder(x).chunk(2, dim=1)  # (B, L), (B, L)
@@ -45,18 +50,36 @@ class GaussianVAE(nn.Module):
         return self.decoder(z), mean, logvar  # (B, D), (B, L), (B, L)
 
 
+class PairEncoder(nn.Module):
+    """An encoder in Serket's style, whose forward returns (mean, log-variance), as the
+    one 2L-wide output GaussianVAE reads."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean, logvar = self.encoder(x)
+        return torch.cat([mean, logvar], dim=1)
+
+
 def kl_to_prior(mean: torch.Tensor, logvar: torch.Tensor, prior_mean: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, diag exp(logvar)) || N(prior_mean, I)), summed over the batch."""
     return 0.5 * ((mean - prior_mean).square() + logvar.exp() - 1.0 - logvar).sum()
 
 
-def reconstruction_error(output: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
-    """Negative log-likelihood of x, summed over the batch: Bernoulli (BCE) or Gaussian (MSE)."""
+def reconstruction_error(
+    output: torch.Tensor, x: torch.Tensor, kind: str, probabilities: bool = False
+) -> torch.Tensor:
+    """Negative log-likelihood of x, summed over the batch: Bernoulli (BCE) or Gaussian
+    (MSE). probabilities: the BCE output is probabilities, not logits."""
     if kind == "bce":
+        if probabilities:
+            return F.binary_cross_entropy(output, x, reduction="sum")
         return F.binary_cross_entropy_with_logits(output, x, reduction="sum")
     return 0.5 * F.mse_loss(output, x, reduction="sum")
 
 
-def reconstruct(output: torch.Tensor, kind: str) -> torch.Tensor:
+def reconstruct(output: torch.Tensor, kind: str, probabilities: bool = False) -> torch.Tensor:
     """The decoder's output as an observation: probabilities for BCE, values for MSE."""
-    return torch.sigmoid(output) if kind == "bce" else output
+    return torch.sigmoid(output) if kind == "bce" and not probabilities else output

@@ -3,9 +3,9 @@
 It reads what a run writes (history.jsonl, placements.json, run.json, the modules' round
 folders), so it works on a finished run and on one still running, whatever model the
 graph held: a module that writes z_learn.txt gets a latent-space plot, one that writes
-class_learn.txt colours it, loss_learn.txt gives a loss curve, x_hat_learn.npy
-reconstructions. The page embeds its figures (it can be mailed or archived alone); the
-same PNGs lie beside it, for slides and papers.
+class_learn.txt (an MLDA's categories_learn.txt) colours it, loss.txt gives a loss
+curve, x_hat_learn.npy reconstructions. The page embeds its figures (it can be mailed
+or archived alone); the same PNGs lie beside it, for slides and papers.
 """
 
 from __future__ import annotations
@@ -179,12 +179,17 @@ def _scores_section(page: Page, history: list[dict[str, Any]]) -> None:
     page.figure(path, "accuracy, NMI and ARI per round")
 
 
+def _class_stem(folder: Path) -> str:
+    """The classes' file stem, by Serket's names: an MLDA's categories, a GMM's class."""
+    return "categories_learn" if _rounds_with(folder, "categories_learn") else "class_learn"
+
+
 def _loss_section(page: Page, modules: list[Path]) -> None:
     for folder in modules:
-        rounds = _rounds_kept(folder, "loss_learn.txt")
+        rounds = _rounds_kept(folder, "loss.txt")
         if rounds:
             page.heading(f"{folder.name}: loss")
-            losses = {r: np.loadtxt(folder / f"round_{r:03d}" / "loss_learn.txt", ndmin=1)
+            losses = {r: np.loadtxt(folder / f"round_{r:03d}" / "loss.txt", ndmin=1)
                       for r in rounds}  # fmt: skip
             path = report_figures.loss_per_epoch(
                 losses, folder.name, page.folder / f"loss_{folder.name}.png"
@@ -193,7 +198,7 @@ def _loss_section(page: Page, modules: list[Path]) -> None:
 
 
 def _latent_section(page: Page, modules: list[Path], labels: np.ndarray | None) -> None:
-    classifiers = [m for m in modules if _rounds_with(m, "class_learn")]
+    classifiers = [m for m in modules if _rounds_with(m, _class_stem(m))]
     for folder in modules:
         rounds = _evenly(_rounds_with(folder, "z_learn"), LATENT_ROUNDS)
         if not rounds:
@@ -206,9 +211,11 @@ def _latent_section(page: Page, modules: list[Path], labels: np.ndarray | None) 
             colourings["true class"] = dict.fromkeys(rounds, true)
         for classifier in classifiers:
             colourings[f"{classifier.name} class"] = {
-                r: _matched(labels, _result(path, "class_learn").astype(int))
+                r: _matched(labels, _result(path, _class_stem(classifier)).astype(int))
                 for r in rounds
-                if shard_files.has_result(path := classifier / f"round_{r:03d}", "class_learn")
+                if shard_files.has_result(
+                    path := classifier / f"round_{r:03d}", _class_stem(classifier)
+                )
             }
         path = report_figures.latents_by_round(
             latents, colourings, page.folder / f"latent_{folder.name}.png"
@@ -218,10 +225,10 @@ def _latent_section(page: Page, modules: list[Path], labels: np.ndarray | None) 
 
 def _confusion_section(page: Page, modules: list[Path], labels: np.ndarray | None) -> None:
     for folder in modules:
-        if not shard_files.has_result(folder, "class_learn"):
+        if not shard_files.has_result(folder, _class_stem(folder)):
             continue
         page.heading(f"{folder.name}: confusion matrix (last round)")
-        classes = _result(folder, "class_learn").astype(int)
+        classes = _result(folder, _class_stem(folder)).astype(int)
         if labels is None or len(labels) != len(classes):
             page.note("No true labels for these elements: give them with --labels.")
             continue

@@ -54,6 +54,8 @@ class _Entry:
     placement: dict[str, Any] | None = None
     group: ShardGroup | None = None  # a sharded module's actors (then `actor` is None)
     dataset_params: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    learned: bytes | None = None  # the encoded state it starts from (Serket's load_dir)
+    script_class: Any = None  # its class, when the actors cannot import it
 
     @property
     def shards(self) -> int:
@@ -125,11 +127,17 @@ class Coordinator:
         self._forward[name] = message if isinstance(message[0], dict) else message[0]
 
     def add_module(
-        self, spec_bytes: bytes, dataset_params: dict[str, list[dict[str, Any]]] | None = None
+        self,
+        spec_bytes: bytes,
+        dataset_params: dict[str, list[dict[str, Any]]] | None = None,
+        learned: bytes | None = None,
+        script_class: Any = None,
     ) -> int:
         """Start the module's actor; returns its rounds already done (from a checkpoint).
         dataset_params: parameters given as datasets, as parts (block references), which
-        replace their digests in the parameters the actors are built with."""
+        replace their digests in the parameters the actors are built with. learned: the
+        encoded state every actor of it starts from (a checkpoint, if any, replaces it).
+        script_class: its class, shipped by Ray, when the actors cannot import it."""
         spec = codec.unpack(spec_bytes)
         name = spec["name"]
         self._check_new(name)
@@ -139,7 +147,10 @@ class Coordinator:
                 name, f"connects to {unknown[0]}, which the coordinator does not know"
             )
         config = digest({k: spec[k] for k in ("class_path", "params", "inputs", "output_shape")})
-        entry = _Entry(name, spec, config, dataset_params=dataset_params or {})
+        entry = _Entry(
+            name, spec, config, dataset_params=dataset_params or {}, learned=learned,
+            script_class=script_class,
+        )  # fmt: skip
         saved = self._manifest.modules.get(name)
         if self._resuming:
             if saved is None or saved["config"] != config:
@@ -192,6 +203,8 @@ class Coordinator:
             "board": self._board,
             "storage": self._storage.__dict__,
             "dataset_params": entry.dataset_params,
+            "learned": entry.learned,
+            "script_class": entry.script_class,
         }
 
     def _new_group(self, entry: _Entry) -> ShardGroup:

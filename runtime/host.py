@@ -79,6 +79,8 @@ class ModuleHost:
     fields): a sharded module's shards write their results and checkpoint parts there,
     and every actor reads checkpointed message parts from there. dataset_params: the
     parameters given as a Ray Data dataset, as its blocks (`data_inspection.dataset_parts`).
+    learned: the encoded state to start from (a learned module's, Serket's load_dir).
+    script_class: the module's class, shipped by Ray, where it cannot be imported.
     """
 
     def __init__(
@@ -92,6 +94,8 @@ class ModuleHost:
         shard: dict[str, int] | None = None,
         storage: dict[str, str] | None = None,
         dataset_params: dict[str, list[dict[str, Any]]] | None = None,
+        learned: bytes | None = None,
+        script_class: type[Module] | None = None,
     ) -> None:
         self._name = name
         self._board = board
@@ -103,11 +107,13 @@ class ModuleHost:
         self._group = GroupMember()
         self._collective = TorchCollective() if self._sharded else Solo()
         process.keep_freed_memory()
-        cls = load_module_class(class_path)
+        cls = script_class or load_module_class(class_path)
         try:
             self._module = cls(**{**codec.unpack(params), **(dataset_params or {})})
         except (TypeError, ValueError) as exc:
             raise ModuleError(name, f"cannot be built from its parameters: {exc}") from None
+        if learned is not None:
+            self._module.load_state(codec.unpack(learned))
 
     def load_state(self, state: bytes) -> None:
         """Restore the module from a checkpoint (before its next update)."""
@@ -280,7 +286,9 @@ class ModuleHost:
         if isinstance(self._collective, TorchCollective):
             self._collective.payload_bytes = 0  # counted per call, for its report
         began = time.perf_counter()
-        result = getattr(self._module, mode)(arrays, prior, context)
+        # Serket's recognition mode: a module built to recognise does so at every update.
+        method = "recognize" if self._module.recognizing else mode
+        result = getattr(self._module, method)(arrays, prior, context)
         seconds = time.perf_counter() - began
         # The decoded inputs (the observations: as large as the data) are not needed to
         # encode the results, the step that needs the most memory: let them go first.

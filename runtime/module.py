@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from runtime.observation import Observation
 
 Shape = tuple[int, ...]
+MODES = (None, "learn", "recog")
+MODEL_FILE = "model.npz"
 
 
 @dataclass(frozen=True)
@@ -191,18 +193,41 @@ class Module:
     # shard 0's is checkpointed, once, and every shard is restored from it.
     replicated_state: ClassVar[bool] = False
     shards: int = 1  # actors the module's elements are split over (a constructor parameter)
+    # The file in the module's directory that holds what it learned (Serket's model.pickle,
+    # as named arrays): what `load_dir` loads.
+    model_file: ClassVar[str] = MODEL_FILE
+    mode: str | None = None
+    load_dir: str | None = None
 
     def __init__(
-        self, name: str | None = None, resources: Resources | None = None, shards: int = 1
+        self,
+        name: str | None = None,
+        resources: Resources | None = None,
+        shards: int = 1,
+        mode: str | None = None,
+        load_dir: str | None = None,
     ) -> None:
         """resources: this instance's, where its parameters decide them (a GMM's threads).
-        shards: how many actors own the module's elements, each a contiguous range."""
+        shards: how many actors own the module's elements, each a contiguous range.
+        mode, load_dir: Serket's recognition mode (see `recognizing`)."""
         self.name = name or self.kind
         if resources is not None:
             self.resources = resources
         self.shards = shards
+        self.mode = mode
+        self.load_dir = load_dir
         self._handle: wiring.ModuleHandle = wiring.attach(self)
         self.require_positive_integers(shards=shards)
+        if mode not in MODES:
+            raise ModuleError(
+                self.full_name, f"mode must be 'learn' or 'recog' (Serket's modes), got {mode!r}"
+            )
+        if mode == "recog" and load_dir is None:
+            raise ModuleError(
+                self.full_name,
+                "mode='recog' needs load_dir=, the folder of the learned module "
+                "(e.g. load_dir='module002_gmm')",
+            )
         if shards > 1 and not self.supports_shards:
             raise ModuleError(
                 self.full_name,
@@ -255,6 +280,14 @@ class Module:
             )
         )
         return self
+
+    @property
+    def recognizing(self) -> bool:
+        """Serket's recognition mode: `update()` runs `recognize` on the connected data
+        with what the module in `load_dir` learned, and learns nothing. Set by
+        mode="recog", or by load_dir alone (as Serket's code takes it); mode="learn" with a
+        load_dir learns on from the loaded model."""
+        return self.mode == "recog" or (self.mode is None and self.load_dir is not None)
 
     @property
     def full_name(self) -> str:
@@ -319,3 +352,13 @@ class Module:
         """Restore what `state()` returned, on a fresh copy built from the same parameters."""
         if state:
             raise NotImplementedError(f"{type(self).__name__} cannot restore a checkpoint")
+
+    # ---- recognition mode (load_dir): in the driver, before the actor starts ------------
+    def learned_state(self, model: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The state to `load_state` from the arrays of a learned module's `model_file`
+        (the same as its state unless the module writes less there)."""
+        return dict(model)
+
+    def check_learned(self, state: Mapping[str, np.ndarray], input_shapes: Sequence[Shape]) -> None:
+        """Raise ValueError if a learned state cannot serve these inputs (its classes,
+        features or layers differ): a recognition model must fit the learned one."""

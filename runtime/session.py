@@ -25,6 +25,7 @@ from runtime import display as display_module
 from runtime.checkpoint import data_digest, fingerprint
 from runtime.coordinator import Coordinator
 from runtime.errors import DataError, MessageError, ModuleError, SerketError
+from runtime.learned import read_learned
 from runtime.module import Module, Resources, Shape
 from runtime.observation import Observation, validated_data
 
@@ -210,8 +211,11 @@ class Session:
             who=handle.full_name, what="registration", timeout_s=self.start_timeout_s,
         )  # fmt: skip
 
-    def register_module(self, handle: ModuleHandle, inputs: list[str], shape: Shape) -> int:
-        """Registers the module and starts its actor; returns rounds restored."""
+    def register_module(
+        self, handle: ModuleHandle, inputs: list[str], shape: Shape, learned: bytes | None = None
+    ) -> int:
+        """Registers the module and starts its actor; returns rounds restored.
+        learned: the encoded state it starts from (Serket's load_dir), if any."""
         module = handle.module
         params, blocks = self._dataset_params(handle.full_name, module.get_params(), shape[0])
         spec = codec.pack(
@@ -231,8 +235,10 @@ class Session:
             }
         )
         self._modules.append(handle.full_name)
-        return self.call("add_module", spec, blocks, who=handle.full_name, what="registration",
-                         timeout_s=self.start_timeout_s)  # fmt: skip
+        return self.call(
+            "add_module", spec, blocks, learned, script_class(module),
+            who=handle.full_name, what="registration", timeout_s=self.start_timeout_s,
+        )  # fmt: skip
 
     def _dataset_params(
         self, name: str, params: dict[str, Any], elements: int
@@ -356,15 +362,21 @@ class Session:
 
 
 def class_path(module: Module) -> str:
-    """Where an actor imports the module's class from: ``package.file:Class``."""
+    """Where an actor imports the module's class from, ``package.file:Class``; for a
+    class defined in the running script, its name there (the class itself travels)."""
     cls = type(module)
-    if cls.__module__ == "__main__":
-        raise ModuleError(
-            module.name,
-            f"class {cls.__name__} is defined in the script being run; define modules in an "
-            "importable file (e.g. my_modules.py beside the script) so actors can import them",
-        )
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def script_class(module: Module) -> type[Module] | None:
+    """The module's class when actors cannot import it: defined in the running script
+    (``__main__``) or inside a function, as Serket's examples define their VAEs. It goes
+    to the actors as Ray ships code (by value, with what it refers to); messages and
+    state still travel as msgpack. None for an importable class: actors import it."""
+    cls = type(module)
+    if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+        return cls
+    return None
 
 
 class ObservationHandle:
@@ -429,8 +441,9 @@ class ModuleHandle:
             output_shape = tuple(self.module.output_shape(shapes))
         except ValueError as exc:
             raise ModuleError(self.full_name, str(exc)) from None
+        learned = read_learned(self.module, self.full_name, shapes)
         self.rounds_done = self.session.register_module(
-            self, [h.full_name for h in handles], output_shape
+            self, [h.full_name for h in handles], output_shape, learned
         )
         self.inputs = handles
         self.output_shape = output_shape

@@ -139,7 +139,7 @@ def test_killed_driver_resumes_from_the_last_completed_update_and_can_run_on(tmp
     assert [(h["module"], h["round"]) for h in _history(out)] == [
         (m, r) for r in range(1, 4) for m in ("module001_vae", "module002_gmm")
     ]
-    for name in ("z_learn.txt", "loss_learn.txt"):
+    for name in ("z_learn.txt", "loss.txt"):
         assert (out / "module001_vae" / "round_003" / name).exists()
     assert np.loadtxt(out / "module002_gmm" / "class_learn.txt").shape == (200,)
 

@@ -93,8 +93,8 @@ def test_graph_runs_learns_and_recognises(folder, capsys):
     assert cli.main(["run", str(_write(folder, GOOD)), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "round 2/2" in printed and "recognition of novel data" in printed
-    assert (out / "module003_mm" / "transitions_learn.txt").exists()
-    assert np.loadtxt(out / "module003_mm" / "transitions_learn.txt").shape == (10, 10)
+    assert (out / "module003_mm" / "trans_prob_learn.txt").exists()
+    assert np.loadtxt(out / "module003_mm" / "trans_prob_learn.txt").shape == (10, 10)
     assert np.loadtxt(out / "module002_gmm" / "class_recog.txt").shape == (200,)
     assert len((out / "history.jsonl").read_text().splitlines()) == 6
 

@@ -24,7 +24,7 @@ def test_markov_model_learns_a_cycle_and_predicts_each_successor():
     assert update.backward[0].shape == (200, 4)
     novel = mm.recognize([np.eye(4)[[2, 3, 0]]], None, CONTEXT)
     assert np.array_equal(novel.forward[1:].argmax(axis=1), [3, 0])
-    assert mm.transitions_ is not None and "transitions_learn.txt" in update.files
+    assert mm.transitions_ is not None and "trans_prob_learn.txt" in update.files
 
 
 def test_markov_model_state_round_trip_and_bad_input():

@@ -55,7 +55,7 @@ def test_vae_on_the_gpu_node_gmm_on_the_cpu_node_files_on_the_driver(three_nodes
     # The GPU node has CPUs to spare, yet the CPU-only GMM is kept off it.
     assert placed["module002_gmm"]["node_id"] == cpu.node_id
     assert np.loadtxt(tmp_path / "module002_gmm" / "class_learn.txt").shape == (200,)
-    assert (tmp_path / "module001_vae" / "vae_params.npz").exists()
+    assert (tmp_path / "module001_vae" / "model.npz").exists()
 
 
 def test_pinning_by_custom_resource_and_by_label(three_nodes, tmp_path, digits):

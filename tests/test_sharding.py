@@ -90,8 +90,8 @@ def test_sharded_em_equals_unsharded_em_and_spreads_over_nodes(cluster, data, tm
     sharded = read_parts(tmp_path / "two" / name, "Pdz_learn")
     np.testing.assert_allclose(sharded, unsharded, atol=1e-5)
     with (
-        np.load(tmp_path / "one" / name / "gmm_params.npz") as p1,
-        np.load(tmp_path / "two" / name / "gmm_params.npz") as p2,
+        np.load(tmp_path / "one" / name / "model.npz") as p1,
+        np.load(tmp_path / "two" / name / "model.npz") as p2,
     ):
         np.testing.assert_allclose(p2["means"], p1["means"], rtol=1e-9)
     # The driver got small reports only; the rows are in the shards' own files.
@@ -109,7 +109,7 @@ def test_sharded_gibbs_repeats_and_samples_the_same_posterior(cluster, data, tmp
     assert first[-1]["metrics"] == again[-1]["metrics"]
     means = {}
     for run in ("a", "c"):
-        with np.load(tmp_path / run / name / "gmm_params.npz") as params:
+        with np.load(tmp_path / run / name / "model.npz") as params:
             means[run] = params["means"][np.lexsort(params["means"].T)]
     # Same posterior: class means within a few posterior standard deviations
     # (1 / sqrt(300) per class here).
@@ -303,8 +303,8 @@ def test_sharded_markov_model_and_mlda_equal_unsharded(cluster, tmp_path):
         finally:
             srk.shutdown()
         found[shards] = {
-            "transitions": np.loadtxt(root / markov.full_name / "transitions_learn.txt"),
-            "prior": _element_wise(root / markov.full_name, "prior_learn", shards),
+            "transitions": np.loadtxt(root / markov.full_name / "trans_prob_learn.txt"),
+            "prior": _element_wise(root / markov.full_name, "msg_learn", shards),
             "phi": np.loadtxt(root / topics.full_name / "phi0_learn.txt"),
             "theta": _element_wise(root / topics.full_name, "Pdz_learn", shards),
         }
@@ -495,7 +495,7 @@ def test_the_data_parallel_vae_keeps_one_model_on_every_shard_and_checkpoints_it
     assert len(digests) == len(digits.images) and len(set(digests.tolist())) == 1
     z = read_parts(folder, "z_learn")
     assert z.shape == (len(digits.images), 4) and np.isfinite(z).all()
-    assert len(np.loadtxt(folder / "loss_learn.txt")) == 2  # the epochs, written once
+    assert len(np.loadtxt(folder / "loss.txt")) == 2  # the epochs, written once
     checkpoints = tmp_path / "checkpoints"
     with np.load(checkpoints / f"{name}.r0002.s0000.state.npz") as first:
         assert any(key.startswith("optim/") for key in first.files)

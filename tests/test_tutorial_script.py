@@ -84,8 +84,8 @@ def test_reference_script_runs_and_writes_the_reference_files(tmp_path, digits):
     vae_dir, gmm_dir = tmp_path / "module001_vae", tmp_path / "module002_gmm"
     assert np.loadtxt(vae_dir / "z_learn.txt").shape == (n, 18)
     assert np.load(vae_dir / "x_hat_learn.npy").shape == (n, 784)
-    assert np.loadtxt(vae_dir / "loss_learn.txt").shape == (200,)
-    with np.load(vae_dir / "vae_params.npz") as params:
+    assert np.loadtxt(vae_dir / "loss.txt").shape == (200,)
+    with np.load(vae_dir / "model.npz") as params:
         assert params["encoder.0.weight"].shape == (128, 784)
     classes = np.loadtxt(gmm_dir / "class_learn.txt")
     assert classes.shape == (n,) and set(np.unique(classes)) <= set(range(10))
@@ -95,7 +95,7 @@ def test_reference_script_runs_and_writes_the_reference_files(tmp_path, digits):
     assert probabilities.shape == (n, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
     assert np.loadtxt(gmm_dir / "mu_learn.txt").shape == (n, 18)
-    with np.load(gmm_dir / "gmm_params.npz") as params:
+    with np.load(gmm_dir / "model.npz") as params:
         assert params["covariances"].shape == (10, 18, 18)
 
     # Every round is kept, and the top-level files are the last round's.

@@ -47,12 +47,12 @@ def test_loss_goes_down_and_files_have_the_right_shapes(digits):
     bars = []
     vae = VAE(4, itr=15, batch_size=50, hidden=(32,))
     update = vae.learn([digits.images], None, context(bars=bars))
-    losses = np.asarray(update.files["loss_learn.txt"])
+    losses = np.asarray(update.files["loss.txt"])
     assert losses.shape == (15,)
     assert losses[-1] < 0.8 * losses[0]
     assert update.forward.shape == (200, 4)
     assert update.files["x_hat_learn.npy"].shape == (200, 784)
-    assert set(update.files["vae_params.npz"]) >= {"encoder.0.weight", "decoder.2.bias"}
+    assert set(update.files["model.npz"]) >= {"encoder.0.weight", "decoder.2.bias"}
     assert bars[0].count == 15  # one progress step per epoch
 
 
@@ -72,12 +72,12 @@ def test_weights_and_optimizer_carry_over_between_rounds(digits):
     network, optimizer = vae.net_, vae.optimizer_
     second = vae.learn([digits.images], None, context(2))
     assert vae.net_ is network and vae.optimizer_ is optimizer
-    first_loss_round_2 = second.files["loss_learn.txt"][0]
+    first_loss_round_2 = second.files["loss.txt"][0]
     assert (
         first_loss_round_2
         < VAE(4, itr=1, batch_size=50, hidden=(32,))
         .learn([digits.images], None, context())
-        .files["loss_learn.txt"][0]
+        .files["loss.txt"][0]
     )
 
 
@@ -98,7 +98,7 @@ def test_user_networks_by_import_path(digits):
     )
     update = vae.learn([digits.images], None, context())
     assert update.forward.shape == (200, 3)
-    assert "encoder.1.weight" in update.files["vae_params.npz"]  # the user's layer names
+    assert "encoder.1.weight" in update.files["model.npz"]  # the user's layer names
 
 
 @pytest.mark.parametrize(
@@ -223,7 +223,7 @@ def test_augmented_training_reconstructs_the_clean_digits(digits):
     jittered = VAE(4, itr=15, batch_size=50, hidden=(32,), augment=JITTER, augment_copies=2)
     plain_update = plain.learn([digits.images], None, context())
     update = jittered.learn([digits.images], None, context())
-    losses = np.asarray(update.files["loss_learn.txt"])
+    losses = np.asarray(update.files["loss.txt"])
     assert losses[-1] < 0.8 * losses[0]
     # The encoder saw other inputs, so it learned other weights and other z.
     assert not np.allclose(update.forward, plain_update.forward)
