@@ -120,7 +120,8 @@ class MLDA(Module):
             summed = ctx.allreduce({str(m): counts for m, counts in enumerate(sufficient)})
             self.topics_ = [self.beta + summed[str(m)] for m in range(len(sufficient))]
         own = labels.own_labels(self.category, len(gamma), ctx)
-        return self._result(gamma, own, "learn", ctx, {self.model_file: self.state()})
+        down = self._messages_down(weighted, bias, ctx)
+        return self._result(gamma, down, own, "learn", ctx, {self.model_file: self.state()})
 
     def recognize(
         self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: UpdateContext
@@ -134,7 +135,8 @@ class MLDA(Module):
         for _ in range(self.itr):
             gamma, _ = self._e_step(weighted, gamma, bias)
         category = labels.recognition_labels(self.category, self.recognizing, len(gamma), ctx)
-        return self._result(gamma, category, "recog", ctx)
+        down = self._messages_down(weighted, bias, ctx)
+        return self._result(gamma, down, category, "recog", ctx)
 
     def _words(self, inputs: Sequence[np.ndarray]) -> list[sparse.csr_array]:
         """Each element's counts per modality, normalised and scaled to weights[m] words,
@@ -163,14 +165,20 @@ class MLDA(Module):
         return bias / np.maximum(bias.sum(axis=1, keepdims=True), 1e-300)
 
     def _e_step(
-        self, weighted: list[sparse.csr_array], gamma: np.ndarray, bias: np.ndarray | None
+        self,
+        weighted: list[sparse.csr_array],
+        gamma: np.ndarray,
+        bias: np.ndarray | None,
+        topics: list[np.ndarray] | None = None,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Variational class mixtures (N, K) and each modality's expected counts (K, V_m).
 
         Only the non-zero counts enter: the theta-weighted word probability of element d
-        and word w, sum_k theta_dk phi_kw, is computed at those (d, w) alone."""
-        assert self.topics_ is not None
-        exp_log_phi = [np.exp(psi(t) - psi(t.sum(axis=1, keepdims=True))) for t in self.topics_]
+        and word w, sum_k theta_dk phi_kw, is computed at those (d, w) alone. topics: the
+        modalities' word distributions (default: all the learned ones)."""
+        topics = self.topics_ if topics is None else topics
+        assert topics is not None
+        exp_log_phi = [np.exp(psi(t) - psi(t.sum(axis=1, keepdims=True))) for t in topics]
         # Per modality: each stored count's row repeats and its word's probabilities, (nnz, K)
         repeats = [np.diff(c.indptr) for c in weighted]
         phi_at = [p.T[c.indices] for c, p in zip(weighted, exp_log_phi, strict=True)]
@@ -197,9 +205,38 @@ class MLDA(Module):
         sufficient = [p * (r.T @ exp_log_theta).T for r, p in zip(ratios, exp_log_phi, strict=True)]
         return gamma, sufficient
 
+    def _messages_down(
+        self, weighted: list[sparse.csr_array], bias: np.ndarray | None, ctx: UpdateContext
+    ) -> list[np.ndarray | None]:
+        """To each connected module, P(its class | element) as the other inputs (and the
+        message from above) see it: theta inferred without that module's own words, times
+        its word distribution. Belief propagation's extrinsic message: with the module's
+        own words in theta, the message echoes what the module sent, and the module and
+        the MLDA lock each other in (measured: a GMM fed the full view stayed at 0.70
+        over rounds, fed this one it rose to 0.88; docs/quality.md). Observations take
+        no message: none is computed for them."""
+        assert self.topics_ is not None
+        n, messages = weighted[0].shape[0], []
+        for m, phi in enumerate(self.topics_):
+            if ctx.backward_taken and not ctx.backward_taken[m]:
+                messages.append(None)
+                continue
+            others = [i for i in range(len(weighted)) if i != m]
+            if others:
+                gamma, _ = self._e_step(
+                    [weighted[i] for i in others], np.ones((n, self.K)), bias,
+                    [self.topics_[i] for i in others],
+                )  # fmt: skip
+                theta = gamma / gamma.sum(axis=1, keepdims=True)
+            else:  # nothing else to go by: the message from above, or no preference
+                theta = np.full((n, self.K), 1 / self.K) if bias is None else bias
+            messages.append((theta @ (phi / phi.sum(axis=1, keepdims=True))).astype(np.float32))
+        return messages
+
     def _result(
         self,
         gamma: np.ndarray,
+        down: list[np.ndarray | None],
         category: np.ndarray | Sequence[int] | None,
         mode: str,
         ctx: UpdateContext,
@@ -220,7 +257,7 @@ class MLDA(Module):
             files[f"acc_{mode}.txt"] = metrics["acc"]
         return Update(
             forward=theta.astype(np.float32),
-            backward=generated,
+            backward=down,
             files=files,
             metrics=metrics,
             rows={
