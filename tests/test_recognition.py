@@ -72,3 +72,48 @@ def test_recognition_labels_of_wrong_length_name_the_module(learned, digits):
     _, obs, _, gmm1 = learned
     with pytest.raises(srk.ModuleError, match=r"module002_gmm: recognition failed.*category has 3"):
         srk.recognize({obs: digits.images[:10]}, category={gmm1: [0, 1, 2]})
+
+
+def test_serket_recognition_mode_loads_what_was_learned_and_learns_nothing(learned, digits):
+    session, _, _, gmm1 = learned
+    root = session.output_root
+    novel, labels = digits.images[100:170], digits.labels[100:170]
+    obs2 = srk.Observation(novel)
+    # No CPU reserved: the learning model's actors hold this Ray's 2.
+    vae2 = vae.VAE(4, mode="recog", load_dir=str(root / "module001_vae")).place(num_cpus=0)
+    gmm2 = gmm.GMM(10, category=labels, mode="recog", load_dir=str(root / "module002_gmm"))
+    gmm2.place(num_cpus=0)
+    vae2.connect(obs2)
+    gmm2.connect(vae2)
+    vae2.update()
+    report = gmm2.update()
+    vae_dir, gmm_dir = root / vae2.full_name, root / gmm2.full_name
+    assert (vae2.full_name, gmm2.full_name) == ("module004_vae", "module005_gmm")
+    z = np.loadtxt(vae_dir / "z_recog.txt")
+    assert z.shape == (70, 4) and not (vae_dir / "z_learn.txt").exists()
+    # The learned model encodes and classifies these digits as it did while learning.
+    learned_z = np.loadtxt(root / "module001_vae" / "z_learn.txt")[100:170]
+    np.testing.assert_allclose(z, learned_z, atol=1e-4)
+    np.testing.assert_array_equal(
+        np.loadtxt(gmm_dir / "class_recog.txt"),
+        np.loadtxt(root / "module002_gmm" / "class_learn.txt")[100:170],
+    )
+    assert float(np.loadtxt(gmm_dir / "acc_recog.txt")) == pytest.approx(report["metrics"]["acc"])
+    assert not (gmm_dir / "model.npz").exists()  # nothing learned, no model written
+
+
+def test_serket_recognition_mode_refuses_a_folder_that_cannot_serve(learned, tmp_path, digits):
+    session, _, _, _ = learned
+    root = session.output_root
+    obs2 = srk.Observation(digits.images[:50])
+    with pytest.raises(srk.ModuleError, match=r"module004_vae: load_dir '.*nothing' holds no "
+                       r"learned model \(model.npz is missing\)"):  # fmt: skip
+        vae.VAE(4, mode="recog", load_dir=str(tmp_path / "nothing")).connect(obs2)
+    with pytest.raises(srk.ModuleError, match=r"module005_vae: the model learned in .* does not "
+                       r"fit: .*for 784 features and latent_dim=6"):  # fmt: skip
+        vae.VAE(6, mode="recog", load_dir=str(root / "module001_vae")).connect(obs2)
+    vae3 = vae.VAE(4, load_dir=str(root / "module001_vae")).place(num_cpus=0)
+    vae3.connect(obs2)
+    with pytest.raises(srk.ModuleError, match=r"module007_gmm: the model learned in .* does not "
+                       r"fit: it has 10 classes of 4 dimensions; this GMM has K=3"):  # fmt: skip
+        gmm.GMM(3, mode="recog", load_dir=str(root / "module002_gmm")).connect(vae3)
