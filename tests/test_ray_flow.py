@@ -5,6 +5,7 @@ One embedded Ray (2 CPUs) serves the whole file.
 
 import functools
 import json
+import os
 
 import numpy as np
 import pytest
@@ -137,14 +138,28 @@ def test_updating_a_module_before_its_input_module_has_sent_anything(session, di
         gmm1.update()
 
 
-def test_modules_defined_in_the_running_script_are_refused(session, digits):
+def test_a_module_class_defined_in_the_running_script_travels_to_its_actor(session, digits):
+    # As Serket's examples define their VAEs: Ray ships the class by value.
     class ScriptModule(srk.Module):
+        kind = "script"
+        resources = srk.Resources(num_cpus=0)
+
+        def __init__(self, scale, name=None):
+            super().__init__(name)
+            self.scale = scale
+
         def output_shape(self, shapes):
             return shapes[0]
 
+        def learn(self, inputs, backward, ctx):
+            return srk.Update(forward=inputs[0] * self.scale, backward=[None],
+                              files={"pid.txt": os.getpid()})  # fmt: skip
+
     ScriptModule.__module__ = "__main__"
-    with pytest.raises(srk.ModuleError, match="defined in the script being run"):
-        ScriptModule().connect(srk.Observation(digits.images))
+    module = ScriptModule(2.0)
+    module.connect(srk.Observation(digits.images))
+    module.update()
+    assert int(np.loadtxt(session.output_root / module.full_name / "pid.txt")) != os.getpid()
 
 
 def test_results_written_behind_land_and_a_failed_write_stops_the_run_cleanly(session, digits):

@@ -75,7 +75,7 @@ def test_recognition_labels_of_wrong_length_name_the_module(learned, digits):
 
 
 def test_serket_recognition_mode_loads_what_was_learned_and_learns_nothing(learned, digits):
-    session, _, _, gmm1 = learned
+    session = learned[0]
     root = session.output_root
     novel, labels = digits.images[100:170], digits.labels[100:170]
     obs2 = srk.Observation(novel)
