@@ -10,7 +10,7 @@ TORCH   ?= $(if $(HAS_GPU),torch==2.13.0,torch==2.13.0+cpu)
 # A run on one machine keeps Ray's traffic on loopback (Ray's single-machine mode).
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup browser demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory bench-scale bench-scale-vae bench-data-parallel lint clean
+.PHONY: setup browser demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory bench-scale bench-scale-vae bench-data-parallel bench-serket lint clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,9 @@ bench: setup  ## tutorial settings: Ray actors vs one process (BENCH_FLAGS="--re
 
 bench-models: setup  ## accuracy of the shipped graph files over seeds (MODEL_FLAGS="--seeds 0 1 2")
 	$(BIN)/serket-ray bench-models $(MODEL_FLAGS)
+
+bench-serket: setup  ## Serket's scripts, imports changed only: each module's accuracy
+	$(BIN)/serket-ray bench-serket $(SERKET_FLAGS)
 
 bench-quality: setup  ## accuracy over 5 seeds: coupled/uncoupled x jitter, PCA+GMM, recognition
 	$(BIN)/serket-ray bench-quality $(QUALITY_FLAGS)

@@ -2,7 +2,8 @@
 
 Forward message: P(class | z) per element (N x K). Backward message: the mean of each
 element's class (N x d), which the VAE uses as its prior mean. A per-element class prior
-from a module above (N x K) weighs the classification; without one it is uniform.
+from a module above (N x K) takes the place of the mixing weights in the classification
+(`mixture.e_step`); without one the learned weights serve.
 """
 
 from __future__ import annotations

@@ -112,10 +112,15 @@ def mean_over_elements(values: np.ndarray, reduce: Reduce = ALONE) -> float:
 def e_step(
     z: np.ndarray, params: MixtureParams, log_prior: np.ndarray | None, reduce: Reduce = ALONE
 ) -> tuple[np.ndarray, float]:
-    """Responsibilities (N, K) and the mean log-likelihood per element (over shards)."""
-    joint = log_gaussian(z, params.means, params.covariances) + np.log(params.weights)
-    if log_prior is not None:
-        joint += log_prior
+    """Responsibilities (N, K) and the mean log-likelihood per element (over shards).
+
+    log_prior: each element's class prior from a module above, which takes the place of
+    the mixing weights (as P(c_n | c_(n-1)) does in an HMM): multiplying both counted the
+    class sizes twice, and on Serket's HMM example the largest class then took every
+    element within five rounds (accuracy 0.78 to 0.26; with the prior alone 0.78 to 0.89).
+    """
+    joint = log_gaussian(z, params.means, params.covariances)
+    joint += np.log(params.weights) if log_prior is None else log_prior
     norm = logsumexp(joint, axis=1, keepdims=True)
     return np.exp(joint - norm), mean_over_elements(norm, reduce)
 

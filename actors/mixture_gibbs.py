@@ -291,9 +291,11 @@ def _log_joint(
     precision_cholesky: np.ndarray,
     log_prior_by_class: np.ndarray | None,
 ) -> np.ndarray:
-    """log (class size x density x class prior from above) per class and element: (K, N)."""
+    """log (class prior x density) per class and element, (K, N): the class prior is the
+    message from above where one came, else the class sizes (`mixture.e_step` says why)."""
     joint = log_densities(data.features, means, precision_cholesky)
-    joint += log_weights.astype(np.float32)[:, None]
-    if log_prior_by_class is not None:
+    if log_prior_by_class is None:
+        joint += log_weights.astype(np.float32)[:, None]
+    else:
         joint += log_prior_by_class
     return joint

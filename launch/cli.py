@@ -22,6 +22,7 @@ from launch import (
     bench_models,
     bench_quality,
     bench_scale,
+    bench_serket,
     data,
     deformed_digits,
     graph,
@@ -497,6 +498,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--graphs", nargs="+", metavar="NAME", help="shipped files to run (default: all)"
     )
     models.set_defaults(run=lambda args: bench_models.run(args.seeds, args.out, args.graphs))
+    serket = commands.add_parser(
+        "bench-serket",
+        help="Serket's tutorial and example scripts (imports changed only): each module's "
+        "accuracy and seconds per update",
+    )
+    serket.add_argument("--out", type=Path, default=Path("runs/bench-serket"))
+    serket.add_argument("--per-class", type=int, default=300, help="digits of each class")
+    serket.add_argument("--scripts", nargs="+", metavar="NAME", help="default: all")
+    serket.set_defaults(run=lambda args: bench_serket.run(args.out, args.per_class, args.scripts))
     quality = commands.add_parser(
         "bench-quality",
         help="accuracy over seeds: coupled (both GMM algorithms) vs uncoupled VAE+GMM, on "

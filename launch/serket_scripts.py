@@ -52,6 +52,26 @@ class vae_model({base}):
 """
 
 SCRIPTS: dict[str, str] = {
+    # docs/tutorials/vae-gmm.md: the images alone, the baseline of the multimodal ones
+    "vae_gmm": """
+import runtime as srk
+from actors import vae
+from actors import gmm
+import numpy as np
+
+obs = srk.Observation( np.loadtxt( "data.txt" ) )
+data_category = np.loadtxt( "category.txt" )
+
+vae1 = vae.VAE( 18, itr=200, batch_size=500 )
+gmm1 = gmm.GMM( 10, category=data_category )
+
+vae1.connect( obs )
+gmm1.connect( vae1 )
+
+for i in range(5):
+    vae1.update()
+    gmm1.update()
+""",
     # examples/VAE+GMM+MM, with Serket's PyTorch VAE (examples/VAE+GMM+NN_pytorch.py's)
     "vae_gmm_mm": """
 import runtime as srk
@@ -250,7 +270,7 @@ def write_data(name: str, folder: Path, per_class: int = 300, seed: int = 0) -> 
     synthetic sets of as many elements."""
     folder.mkdir(parents=True, exist_ok=True)
     digits = tutorial_digits(per_class)[0]
-    if name == "vae_gmm_mm":
+    if name in ("vae_gmm", "vae_gmm_mm"):
         _save(folder, "data.txt", digits.images)
         _save(folder, "category.txt", digits.labels)
     elif name in ("vae_gmm_mlda", "vae_gmm_mlda_mm"):

@@ -1,7 +1,8 @@
 """Serket's tutorial and example scripts, only their imports changed, each run as a user
 runs it: in its own process, which starts its own embedded Ray, on small data (20
 digits of each class; Serket's own settings: 200 epochs, 5 rounds). Checked: Serket's
-directory numbering (every Observation takes a number), file names and shapes."""
+directory numbering (every Observation takes a number), file names and shapes. The
+VAE+GMM tutorial itself: test_tutorial_script.py."""
 
 import subprocess
 import sys
@@ -59,7 +60,7 @@ EXPECTED = {
 ROUNDS = {"hmm": {"module001_gmm": 1, "module002_gmm": 5}, "getting_started": {}}
 
 
-@pytest.mark.parametrize("name", sorted(SCRIPTS))
+@pytest.mark.parametrize("name", sorted(set(SCRIPTS) - {"vae_gmm"}))  # test_tutorial_script
 def test_serket_script_runs_with_only_its_imports_changed(name, tmp_path):
     write_data(name, tmp_path, per_class=PER_CLASS)
     (tmp_path / "script.py").write_text(script_text(name))
