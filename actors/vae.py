@@ -138,7 +138,13 @@ class VAE(Module):
         mode: str | None = None,
         load_dir: str | None = None,
     ) -> None:
-        super().__init__(name, shards=shards, mode=mode, load_dir=load_dir)
+        # Serket's device: "cpu" asks for no GPU, "cuda" for one (default: one if there is)
+        gpus = (
+            None
+            if device not in ("cpu", "cuda")
+            else replace(type(self).resources, num_gpus=int(device == "cuda"))
+        )
+        super().__init__(name, resources=gpus, shards=shards, mode=mode, load_dir=load_dir)
         self.latent_dim = latent_dim
         self.itr = self._one_setting(200, itr=itr, epoch=epoch)
         self.batch_size = batch_size
@@ -181,8 +187,6 @@ class VAE(Module):
             self.require_positive_integers(num_threads=num_threads)
         if device not in DEVICES:
             raise ModuleError(self.full_name, f"device must be one of {DEVICES}, got {device!r}")
-        if device is not None:  # Serket's device: "cpu" asks for no GPU, "cuda" for one
-            self.resources = replace(self.resources, num_gpus=int(device == "cuda"))
         self.net_: GaussianVAE | None = None
         self.optimizer_: torch.optim.Optimizer | None = None
         self._restored: dict[str, np.ndarray] = {}  # applied once the device is known

@@ -30,6 +30,10 @@ def test_serket_names_set_our_settings():
     assert layers.encoder[0].weight.shape == (100, 784)
     assert layers.decoder[0].weight.shape == (60, 4)
     assert MarkovModel(num_samp=100).prior == pytest.approx(0.001)
+    # Serket's device decides what the actor asks Ray for (default: a GPU if there is one).
+    assert VAE(4, device="cpu")._handle.resources.num_gpus == 0
+    assert VAE(4, device="cuda")._handle.resources.num_gpus == 1
+    assert VAE(4)._handle.resources.num_gpus == "auto"
 
 
 @pytest.mark.parametrize(
