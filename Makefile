@@ -10,7 +10,7 @@ TORCH   ?= $(if $(HAS_GPU),torch==2.13.0,torch==2.13.0+cpu)
 # A run on one machine keeps Ray's traffic on loopback (Ray's single-machine mode).
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup browser demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory bench-scale bench-scale-vae bench-data-parallel bench-serket lint clean
+.PHONY: setup debian-packages demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory bench-scale bench-scale-vae bench-data-parallel bench-serket lint clean
 
 setup: $(VENV)/.installed
 
@@ -23,15 +23,17 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: setup  ## the tutorial on the embedded digits, embedded local Ray
 	$(BIN)/serket-ray tutorial --out runs/tutorial --overwrite
 
-test: setup browser  ## the whole test suite
+test: setup debian-packages  ## the whole test suite
 	$(BIN)/python -m pytest -q
 
-# The report test opens the page in a real headless browser: Chromium and its driver,
-# from Debian's packages (as root; elsewhere install them yourself first).
-browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+# The report test opens the page in a real headless browser (Chromium and its driver);
+# the HAC tests speak digits with espeak-ng. Debian's packages (as root; elsewhere
+# install them yourself first).
+debian-packages:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  && command -v espeak-ng >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends chromium chromium-driver >/dev/null; }
+	    --no-install-recommends chromium chromium-driver espeak-ng >/dev/null; }
 
 bench: setup  ## tutorial settings: Ray actors vs one process (BENCH_FLAGS="--repeats 2")
 	$(BIN)/serket-ray bench $(BENCH_FLAGS)

@@ -329,6 +329,8 @@ class Coordinator:
     def _update_once(self, entry: _Entry) -> bytes:
         name = entry.name
         placement = self._placement(entry)
+        for source in self._sources_unread(entry):
+            self._with_restarts(source, lambda source=source: self._update_once(source))
         missing = [i for i in entry.spec["inputs"] if i not in self._forward]
         if missing:
             raise ModuleError(
@@ -368,6 +370,15 @@ class Coordinator:
                 else:
                     self._backward[receiver] = ref
         return codec.pack(record)
+
+    def _sources_unread(self, entry: _Entry) -> list[_Entry]:
+        """The inputs of `entry` that are sources (modules of no inputs, which make their
+        data themselves) and have not sent their forward message yet: they update first."""
+        return [
+            self._modules[i]
+            for i in entry.spec["inputs"]
+            if i not in self._forward and i in self._modules and not self._modules[i].spec["inputs"]
+        ]
 
     def _update_sharded(self, entry: _Entry) -> bytes:
         """One update of a sharded module: its shards write their results and checkpoint

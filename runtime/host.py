@@ -244,7 +244,8 @@ class ModuleHost:
         # Learning covers the rows declared at connect time; recognition covers the novel
         # data, whose element count (the first axis) is its own.
         index, count = self._shard["index"], self._shard["count"]
-        declared = int(self._inputs[0]["shape"][0])
+        # A source (no inputs) makes its own elements, as many as its output shape says.
+        declared = int((self._inputs[0]["shape"] if self._inputs else self._output_shape)[0])
         if count == 1:  # whole messages (or all of their parts), each decoded once
             received = [self._received(m, "forward", None) for m in inputs]
             total = declared if mode == "learn" else _element_count(received[0])

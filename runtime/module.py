@@ -198,6 +198,10 @@ class Module:
     model_file: ClassVar[str] = MODEL_FILE
     mode: str | None = None
     load_dir: str | None = None
+    # A source makes its forward message itself, from no inputs (Serket's feature
+    # extractors: features from audio or image files). It connects by itself when a module
+    # connects to it, and updates by itself the first time a module reads it.
+    source: ClassVar[bool] = False
 
     def __init__(
         self,

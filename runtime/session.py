@@ -413,14 +413,20 @@ class ModuleHandle:
 
     def ensure_registered(self) -> None:
         if self.output_shape is None:
-            raise ModuleError(self.full_name, "is used as an input before its own connect()")
+            if not self.module.source:
+                raise ModuleError(self.full_name, "is used as an input before its own connect()")
+            self.connect(())  # a source has nothing to connect to: as Serket, it needs no call
 
     def connect(self, inputs: tuple[Any, ...]) -> None:
-        if self.inputs:
+        if self.output_shape is not None:
             raise ModuleError(
                 self.full_name, "connect() was already called; a module connects once"
             )
-        if not inputs:
+        if self.module.source and inputs:
+            raise ModuleError(
+                self.full_name, "makes its data itself and takes no inputs: connect() it to none"
+            )
+        if not inputs and not self.module.source:
             raise ModuleError(self.full_name, "connect() needs at least one module or observation")
         handles = []
         for position, item in enumerate(inputs):
@@ -449,7 +455,9 @@ class ModuleHandle:
         self.output_shape = output_shape
 
     def update(self, *, write_behind: bool = False) -> dict[str, Any]:
-        if not self.inputs:
+        if self.module.source:
+            self.ensure_registered()
+        elif not self.inputs:
             raise ModuleError(
                 self.full_name, "update() called before connect(); connect it to its inputs first"
             )
