@@ -85,11 +85,8 @@ class HACFeatureExtractor(Module):
         if self.features_ is None:
             streams = self._read_all(ctx)
             if self.codebooks_ is None:
-                self.codebooks_ = [
-                    _codebook(np.vstack([s[i] for s in streams]), k, self.seed)
-                    for i, k in enumerate(self.ks)
-                ]
-            self.features_ = self._histograms(streams)
+                self.codebooks_ = learned_codebooks(streams, self.ks, self.seed)
+            self.features_ = histograms(streams, self.codebooks_, self.lags)
         return Update(
             forward=self.features_,
             files={"hac.txt": self.features_, self.model_file: self.state()},
@@ -101,58 +98,17 @@ class HACFeatureExtractor(Module):
         """These files' histograms over the learned code books."""
         if self.codebooks_ is None:
             raise ValueError("recognition needs learned code books (load_dir=)")
-        features = self._histograms(self._read_all(ctx))
+        features = histograms(self._read_all(ctx), self.codebooks_, self.lags)
         return Update(forward=features, files={"hac_recog.txt": features})
 
     def _read_all(self, ctx: UpdateContext) -> list[list[np.ndarray]]:
         progress = ctx.progress(len(self.filenames), "MFCC")
         streams = []
         for path in self.filenames:
-            streams.append(self._streams(path, ctx.module))
+            streams.append(read_streams(path, self.lags, self.mfcc_params, f"{ctx.module}: {path}"))
             progress.update()
         progress.close()
         return streams
-
-    def _streams(self, path: str, module: str) -> list[np.ndarray]:
-        """The file's MFCC, delta and delta-delta frames, each (frames, n_mfcc)."""
-        import librosa  # here: only the actor that extracts pays for its import
-        import soundfile
-
-        where = f"{module}: {path}"
-        if not os.path.isfile(path):
-            raise DataError(where, "no such file on the node this module runs on")
-        try:
-            info = soundfile.info(path)
-        except (RuntimeError, soundfile.LibsndfileError) as exc:
-            raise DataError(where, f"is not a sound file ({exc})") from None
-        if info.format != "WAV":
-            raise DataError(where, f"is {info.format}, not WAV")
-        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
-        mfcc = librosa.feature.mfcc(y=samples.mean(axis=1), sr=rate, **self.mfcc_params)
-        needed = max(DELTA_WIDTH, max(self.lags) + 1)
-        if mfcc.shape[1] < needed:
-            raise DataError(
-                where,
-                f"is too short: {mfcc.shape[1]} frames ({info.duration:.3f} s); the lags "
-                f"{self.lags} and the deltas need at least {needed}",
-            )
-        delta = librosa.feature.delta(mfcc)
-        delta2 = librosa.feature.delta(mfcc, order=2)
-        return [mfcc.T, delta.T, delta2.T]
-
-    def _histograms(self, streams: list[list[np.ndarray]]) -> np.ndarray:
-        assert self.codebooks_ is not None
-        rows = [
-            np.concatenate(
-                [
-                    _cooccurrences(_quantised(frames, codebook), len(codebook), lag)
-                    for frames, codebook in zip(file_streams, self.codebooks_, strict=True)
-                    for lag in self.lags
-                ]
-            )
-            for file_streams in streams
-        ]
-        return np.asarray(rows, dtype=np.float32)
 
     # ---- state ------------------------------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
@@ -183,15 +139,70 @@ class HACFeatureExtractor(Module):
             raise ValueError(f"its code books are {got}; ks={self.ks} and n_mfcc need {want}")
 
 
-def _codebook(frames: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """k centroids of the frames (k-means, scikit-learn); fewer distinct frames than k
-    leave the surplus codes unused."""
+def read_streams(
+    path: str, lags: Sequence[int], mfcc_params: Mapping[str, Any], where: str
+) -> list[np.ndarray]:
+    """The file's MFCC, delta and delta-delta frames, each (frames, n_mfcc); `where`
+    names the file in errors."""
+    import librosa  # here: only the process that extracts pays for its import
+    import soundfile
+
+    if not os.path.isfile(path):
+        raise DataError(where, "no such file on the node this module runs on")
+    try:
+        info = soundfile.info(path)
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        raise DataError(where, f"is not a sound file ({exc})") from None
+    if info.format != "WAV":
+        raise DataError(where, f"is {info.format}, not WAV")
+    samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    mfcc = librosa.feature.mfcc(y=samples.mean(axis=1), sr=rate, **mfcc_params)
+    needed = max(DELTA_WIDTH, max(lags) + 1)
+    if mfcc.shape[1] < needed:
+        raise DataError(
+            where,
+            f"is too short: {mfcc.shape[1]} frames ({info.duration:.3f} s); the lags "
+            f"{list(lags)} and the deltas need at least {needed}",
+        )
+    delta = librosa.feature.delta(mfcc)
+    delta2 = librosa.feature.delta(mfcc, order=2)
+    return [mfcc.T, delta.T, delta2.T]
+
+
+def learned_codebooks(
+    streams: Sequence[Sequence[np.ndarray]], ks: Sequence[int], seed: int
+) -> list[np.ndarray]:
+    """Per stream, k centroids of every file's frames (k-means, scikit-learn)."""
     from sklearn.cluster import KMeans
 
-    if len(np.unique(frames, axis=0)) < k:
-        raise ValueError(f"a code book of {k} needs at least {k} distinct frames")
-    fitted = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(frames)
-    return fitted.cluster_centers_.astype(np.float64)
+    books = []
+    for index, k in enumerate(ks):
+        frames = np.vstack([file_streams[index] for file_streams in streams])
+        if len(np.unique(frames, axis=0)) < k:
+            raise ValueError(
+                f"a code book of {k} for the {STREAMS[index]} stream needs at least {k} "
+                f"distinct frames; the files have {len(np.unique(frames, axis=0))}"
+            )
+        fitted = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(frames)
+        books.append(fitted.cluster_centers_.astype(np.float64))
+    return books
+
+
+def histograms(
+    streams: Sequence[Sequence[np.ndarray]], codebooks: Sequence[np.ndarray], lags: Sequence[int]
+) -> np.ndarray:
+    """(files, features) float32: per file, per stream and lag, the co-occurrence counts."""
+    rows = [
+        np.concatenate(
+            [
+                _cooccurrences(_quantised(frames, codebook), len(codebook), lag)
+                for frames, codebook in zip(file_streams, codebooks, strict=True)
+                for lag in lags
+            ]
+        )
+        for file_streams in streams
+    ]
+    return np.asarray(rows, dtype=np.float32)
 
 
 def _quantised(frames: np.ndarray, codebook: np.ndarray) -> np.ndarray:

@@ -64,3 +64,22 @@ def synthesise(
 
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(speak, jobs))
+
+
+def spoken_histograms(
+    labels: Sequence[int],
+    folder: str | Path,
+    ks: Sequence[int] = (20, 20, 20),
+    lags: Sequence[int] = (5, 2),
+    seed: int = 0,
+) -> np.ndarray:
+    """HAC histograms of the digits `labels` spoken by espeak-ng into `folder`: Serket's
+    spoken-digit modality (2,400 bins with the default ks and lags, as Serket's data).
+    Computed here, in this process, by the HAC module's functions."""
+    from actors import hac
+
+    streams = [
+        hac.read_streams(path, lags, hac.MFCC_PARAMS, path)
+        for path in synthesise(folder, labels, seed)
+    ]
+    return hac.histograms(streams, hac.learned_codebooks(streams, ks, seed), lags)
