@@ -23,6 +23,7 @@ from runtime import DataError, Module, ModuleError, Resources, Update, UpdateCon
 
 MFCC_PARAMS = {"n_mfcc": 13}  # Serket's default (librosa's is 20)
 STREAMS = ("mfcc", "delta", "delta2")
+HOP_LENGTH = 512  # librosa's default hop between frames, in samples
 DELTA_WIDTH = 9  # librosa's delta window: a recording needs at least this many frames
 
 
@@ -156,14 +157,15 @@ def read_streams(
     if info.format != "WAV":
         raise DataError(where, f"is {info.format}, not WAV")
     samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    mfcc = librosa.feature.mfcc(y=samples.mean(axis=1), sr=rate, **mfcc_params)
+    frames = 1 + len(samples) // mfcc_params.get("hop_length", HOP_LENGTH)  # librosa's framing
     needed = max(DELTA_WIDTH, max(lags) + 1)
-    if mfcc.shape[1] < needed:
+    if frames < needed:
         raise DataError(
             where,
-            f"is too short: {mfcc.shape[1]} frames ({info.duration:.3f} s); the lags "
+            f"is too short: {frames} frames ({info.duration:.3f} s); the lags "
             f"{list(lags)} and the deltas need at least {needed}",
         )
+    mfcc = librosa.feature.mfcc(y=samples.mean(axis=1), sr=rate, **mfcc_params)
     delta = librosa.feature.delta(mfcc)
     delta2 = librosa.feature.delta(mfcc, order=2)
     return [mfcc.T, delta.T, delta2.T]
