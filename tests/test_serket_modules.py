@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import ray
 import soundfile
+import torch
 from ray.cluster_utils import Cluster
 
 import runtime as srk
-from actors import gmm, hac, mlda, torch_nn
+from actors import cnn, gmm, hac, mlda, torch_nn
 from launch import spoken_digits
 from tests.conftest import blobs
 
@@ -291,3 +292,106 @@ def test_nn_refuses_bad_wiring_and_parameters(far_node, tmp_path):
             SmallNet(0, 10)
     finally:
         srk.shutdown()
+
+
+# ---- CNN -----------------------------------------------------------------------------
+class SmallCNN(cnn.CNNFeatureExtractor):
+    """A backbone of the test's own, through Serket-style subclassing."""
+
+    def build_backbone(self):
+        from torch import nn
+
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Six small PNGs (red, green, blue squares; two of each) and weights for SmallCNN."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("images")
+    paths = []
+    for index in range(6):
+        pixels = np.zeros((20, 20, 3), np.uint8)
+        pixels[4:16, 4:16, index % 3] = 200 + index
+        paths.append(str(folder / f"{index:03d}.png"))
+        Image.fromarray(pixels).save(paths[-1])
+    torch.manual_seed(0)
+    weights = folder / "small.pt"
+    torch.save(SmallCNN(paths, weights="unused").build_backbone().state_dict(), weights)
+    return paths, str(weights)
+
+
+def test_cnn_features_from_the_far_node_feed_a_gmm(far_node, images, tmp_path):
+    paths, weights = images
+    session = srk.init(tmp_path, display="off")
+    try:
+        features = SmallCNN(paths, weights=weights, image_size=16, batch_size=4).place(**FAR)
+        gmm1 = gmm.GMM(3, category=[0, 1, 2, 0, 1, 2])
+        gmm1.connect(features)
+        gmm1.update()
+        where = _placed(session, "module000_cnn")
+    finally:
+        srk.shutdown()
+    assert where == far_node.node_id
+    got = np.loadtxt(tmp_path / "module000_cnn" / "features.txt")
+    assert got.shape == (6, 4)
+    # The same numbers as the backbone with those weights on the resized, normalised images.
+    network = SmallCNN(paths, weights=weights).build_backbone().eval()
+    network.load_state_dict(torch.load(weights, weights_only=True))
+    pixels = np.stack(
+        [SmallCNN(paths, weights=weights, image_size=16)._pixels(p, "") for p in paths]
+    )
+    with torch.no_grad():
+        expected = network(torch.as_tensor(pixels)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got[0], got[3], rtol=0.1)  # the red squares look alike
+    assert (tmp_path / "module001_gmm" / "class_learn.txt").exists()
+
+
+def test_cnn_without_weights_says_how_to_give_them(far_node, images, tmp_path):
+    paths, weights = images
+    srk.init(tmp_path, display="off")
+    try:
+        with pytest.raises(srk.ModuleError, match=r"module000_cnn: needs the backbone's weights"):
+            cnn.CNNFeatureExtractor(paths)
+        with pytest.raises(srk.DataError, match=r"module001_cnn: .*none\.pt: no such weights"):
+            SmallCNN(paths, weights=str(tmp_path / "none.pt"), image_size=16).update()
+        junk = tmp_path / "junk.pt"
+        junk.write_text("not tensors")
+        with pytest.raises(srk.DataError, match=r"junk\.pt: is not a torch state_dict file"):
+            SmallCNN(paths, weights=str(junk), image_size=16).update()
+        other = tmp_path / "other.pt"
+        torch.save({"conv.weight": torch.zeros(1)}, other)
+        with pytest.raises(srk.DataError, match=r"other\.pt: does not fit .* missing, first '0\."):
+            SmallCNN(paths, weights=str(other), image_size=16).update()
+        text = tmp_path / "notes.png"
+        text.write_text("not an image")
+        with pytest.raises(srk.DataError, match=r"notes\.png: is not an image PIL can read"):
+            SmallCNN([*paths, str(text)], weights=weights, image_size=16).update()
+    finally:
+        srk.shutdown()
+
+
+def test_cnn_default_backbone_is_torchvision_or_a_clear_error(far_node, images, tmp_path):
+    """torchvision where it imports (a GPU machine's set-up installs it); else the error."""
+    paths, _ = images
+    try:
+        import torchvision
+    except Exception:
+        torchvision = None
+    srk.init(tmp_path, display="off")
+    try:
+        if torchvision is None:
+            with pytest.raises(srk.ModuleError, match="torchvision cannot be imported here"):
+                cnn.CNNFeatureExtractor(paths, backbone="resnet18", weights="w.pt").update()
+            return
+        weights = tmp_path / "resnet18.pt"
+        torch.save(torchvision.models.resnet18().state_dict(), weights)
+        extractor = cnn.CNNFeatureExtractor(
+            paths, backbone="resnet18", weights=str(weights), image_size=64
+        )
+        extractor.update()
+    finally:
+        srk.shutdown()
+    assert np.loadtxt(tmp_path / "module000_cnn" / "features.txt").shape == (6, 512)
