@@ -6,17 +6,20 @@ BIN     := $(VENV)/bin
 # on machines that cannot use it. Override with `make TORCH=...`.
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 TORCH   ?= $(if $(HAS_GPU),torch==2.13.0,torch==2.13.0+cpu)
+# torchvision (the CNN module's backbones) only beside a CUDA torch: the index's builds
+# link torch's CUDA libraries, so they cannot load beside a CPU build.
+TORCHVISION ?= $(if $(HAS_GPU),torchvision==0.28.0)
 
 # A run on one machine keeps Ray's traffic on loopback (Ray's single-machine mode).
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup debian-packages demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory bench-scale bench-scale-vae bench-data-parallel bench-serket lint clean
+.PHONY: setup debian-packages demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory bench-scale bench-scale-vae bench-data-parallel bench-serket bench-modules lint clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" $(TORCHVISION)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
@@ -43,6 +46,9 @@ bench-models: setup  ## accuracy of the shipped graph files over seeds (MODEL_FL
 
 bench-serket: setup  ## Serket's scripts, imports changed only: each module's accuracy
 	$(BIN)/serket-ray bench-serket $(SERKET_FLAGS)
+
+bench-modules: setup  ## Serket's HAC+LDA and VAE+GMM+NN examples, per seed (MODULES_FLAGS=...)
+	$(BIN)/serket-ray bench-modules $(MODULES_FLAGS)
 
 bench-quality: setup  ## accuracy over 5 seeds: coupled/uncoupled x jitter, PCA+GMM, recognition
 	$(BIN)/serket-ray bench-quality $(QUALITY_FLAGS)

@@ -20,6 +20,7 @@ from launch import (
     bench_memory,
     bench_messages,
     bench_models,
+    bench_modules,
     bench_quality,
     bench_scale,
     bench_serket,
@@ -507,6 +508,29 @@ def build_parser() -> argparse.ArgumentParser:
     serket.add_argument("--per-class", type=int, default=300, help="digits of each class")
     serket.add_argument("--scripts", nargs="+", metavar="NAME", help="default: all")
     serket.set_defaults(run=lambda args: bench_serket.run(args.out, args.per_class, args.scripts))
+    modules = commands.add_parser(
+        "bench-modules",
+        help="Serket's HAC+LDA example (espeak-ng recordings) and VAE+GMM+NN against VAE+GMM, "
+        "per seed",
+    )
+    modules.add_argument("--out", type=Path, default=Path("runs/bench-modules"))
+    modules.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    modules.add_argument("--rounds", type=int, default=10, help="Serket's example: 10")
+    modules.add_argument("--epochs", type=int, default=200, help="the VAE's, per round")
+    modules.add_argument("--itr1", type=int, default=500, help="the NN's training epochs")
+    modules.add_argument("--itr2", type=int, default=2000, help="the NN's message steps")
+    modules.add_argument("--per-class", type=int, default=300, help="digits of each class")
+    modules.set_defaults(
+        run=lambda args: bench_modules.run(
+            args.out,
+            args.seeds,
+            args.rounds,
+            args.epochs,
+            args.itr1,
+            args.itr2,
+            args.per_class,
+        )
+    )
     quality = commands.add_parser(
         "bench-quality",
         help="accuracy over seeds: coupled (both GMM algorithms) vs uncoupled VAE+GMM, on "

@@ -5,9 +5,10 @@ Texts from Serket's documentation (docs/tutorials/*.md, docs/getting_started.md)
 examples (examples/*/ *.py): the tutorials' `vae.VAE(18, itr=200, batch_size=500)`, the
 examples' VAE subclasses with `build_encoder` / `build_decoder` defined in the script
 (PyTorch style, built as `vae_model(18, ...)` on our VAE or `vae_model(784, 18, ...)` on
-Serket's TorchVAE). `write_data` makes the files each reads: the tutorial digits, the
-HAC-like second modality (`launch.spoken_features`), small synthetic sets for the HMM
-and the multilayered MLDA. The test suite runs them on small data; `serket-ray
+Serket's TorchVAE). `write_data` makes the files each reads: the tutorial digits, their
+spoken counterparts (espeak-ng's recordings as HAC histograms, `launch.spoken_digits`),
+HAC-like synthetic views for the multilayered MLDA (`launch.spoken_features`) and a
+small synthetic set for the HMM. The test suite runs them on small data; `serket-ray
 bench-serket` at Serket's sizes.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from launch.data import tutorial_digits
+from launch.spoken_digits import spoken_histograms, synthesise
 from launch.spoken_features import hac_like_histograms
 
 _PYTORCH_VAE = """
@@ -252,6 +254,69 @@ mlda1 = mlda.MLDA( 3 , category=data_category )
 mlda1.connect( obs )
 mlda1.update()
 """,
+    # docs/modules/hac.md: nine recordings, three spoken digits (espeak-ng's, made here)
+    "hac_lda": """
+from actors import hac
+from actors import mlda
+
+wavs = ["./data00.wav", "./data01.wav", "./data02.wav",
+            "./data03.wav", "./data04.wav", "./data05.wav",
+            "./data06.wav", "./data07.wav", "./data08.wav"]
+
+obs = hac.HACFeatureExtractor( wavs, [10,10,10], lags=[5] )  # convert wav data into hac features
+mlda1 = mlda.MLDA( 3, [100], category=[0,0,0,1,1,1,2,2,2] )  # classify into three classes
+
+mlda1.connect( obs )  # connect obs to mlda1
+
+mlda1.update()  # train mlda1
+""",
+    # examples/VAE+GMM+NN/VAE+GMM+NN_pytorch.py (its data files in the working folder)
+    "vae_gmm_nn": """
+import runtime as srk
+from actors import torch_vae
+from actors import torch_nn
+from actors import gmm
+import numpy as np
+import torch
+import torch.nn as nn
+"""
+    + _PYTORCH_VAE.format(base="torch_vae.TorchVAE")
+    + """
+class NN_model(torch_nn.TorchNN):
+    def build_model( self, input_dim, output_dim ):
+        h_dim = 64
+
+        model = nn.Sequential(
+            nn.Linear( input_dim, h_dim ),
+            nn.ReLU(),
+            nn.Linear( h_dim, output_dim ),
+            nn.Sigmoid()
+        )
+        return model
+
+
+def main():
+    obs1 = srk.Observation( np.loadtxt("data1.txt") )
+    obs2 = srk.Observation( np.loadtxt("data2.txt") )
+    category = np.loadtxt("category.txt")
+
+    vae1 = vae_model(784, 10, device="cpu", epoch=200, batch_size=500)
+    gmm1 = gmm.GMM(10, category=category)
+    nn1 = NN_model(itr1=500, itr2=2000, batch_size1=500, batch_size2=500)
+
+    vae1.connect( obs1 )
+    gmm1.connect( vae1 )
+    nn1.connect( gmm1, obs2 )
+
+    for i in range(10):
+        print( i )
+        vae1.update()
+        gmm1.update()
+        nn1.update()
+
+if __name__=="__main__":
+    main()
+""",
 }
 
 
@@ -266,17 +331,20 @@ def _save(folder: Path, name: str, values: np.ndarray) -> None:
 
 def write_data(name: str, folder: Path, per_class: int = 300, seed: int = 0) -> None:
     """The files script `name` reads, in `folder`: the tutorial's digits (`per_class` of
-    each digit, ordered 0, 1, ..., 9, 0, ...), their HAC-like spoken counterparts, or
-    synthetic sets of as many elements."""
+    each digit, ordered 0, 1, ..., 9, 0, ...), the same digits spoken (espeak-ng, as HAC
+    histograms), recordings, or synthetic sets of as many elements."""
     folder.mkdir(parents=True, exist_ok=True)
     digits = tutorial_digits(per_class)[0]
     if name in ("vae_gmm", "vae_gmm_mm"):
         _save(folder, "data.txt", digits.images)
         _save(folder, "category.txt", digits.labels)
-    elif name in ("vae_gmm_mlda", "vae_gmm_mlda_mm"):
+    elif name in ("vae_gmm_mlda", "vae_gmm_mlda_mm", "vae_gmm_nn"):
         _save(folder, "data1.txt", digits.images)
-        _save(folder, "data2.txt", hac_like_histograms(digits.labels, seed))
+        _save(folder, "data2.txt", spoken_histograms(digits.labels, folder / "speech", seed=seed))
         _save(folder, "category.txt", digits.labels)
+    elif name == "hac_lda":
+        names = [f"data{i:02d}.wav" for i in range(9)]
+        synthesise(folder, [0, 0, 0, 1, 1, 1, 2, 2, 2], seed, names=names)
     elif name == "hmm":
         points, states = _markov_points(4 * per_class, seed)
         _save(folder, "data.txt", points)

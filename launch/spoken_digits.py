@@ -34,10 +34,15 @@ def speakers(count: int, seed: int = 0) -> list[tuple[str, str, int, int]]:
 
 
 def synthesise(
-    folder: str | Path, labels: Sequence[int], seed: int = 0, workers: int = 4
+    folder: str | Path,
+    labels: Sequence[int],
+    seed: int = 0,
+    workers: int = 4,
+    names: Sequence[str] | None = None,
 ) -> list[str]:
-    """One WAV file per label (a digit 0-9), each by the next speaker setting (cycling
-    through as many as there are recordings of a digit); returns their paths in order."""
+    """One WAV file per label (a digit 0-9), each digit's recordings by distinct speaker
+    settings; returns their paths in order. names: the files' names (default
+    ``00000_zero.wav``, ...)."""
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         raise RuntimeError(
@@ -53,7 +58,7 @@ def synthesise(
     for index, digit in enumerate(labels):
         accent, variant, speed, pitch = voices[seen[digit]]
         seen[digit] += 1
-        path = folder / f"{index:05d}_{WORDS[digit]}.wav"
+        path = folder / (names[index] if names else f"{index:05d}_{WORDS[digit]}.wav")
         command = [espeak, "-v", f"{accent}+{variant}", "-s", str(speed), "-p", str(pitch)]
         jobs.append((path, [*command, "-w", str(path), WORDS[digit]]))
 
