@@ -44,7 +44,9 @@ class CNNFeatureExtractor(Module):
     """
 
     kind = "cnn"
-    resources = Resources(num_cpus=1, num_gpus="auto")
+    # It works once, before the modules that read it: no CPU reserved (see HAC's), a GPU
+    # where the cluster has one.
+    resources = Resources(num_cpus=0, num_gpus="auto")
     source = True
 
     def __init__(

@@ -39,7 +39,9 @@ class HACFeatureExtractor(Module):
     """
 
     kind = "hac"
-    resources = Resources(num_cpus=1)
+    # It works once, before the modules that read it (a round runs one update at a time):
+    # it reserves no CPU, so it fits beside a VAE and a GMM on a 2-core machine.
+    resources = Resources(num_cpus=0)
     source = True
 
     def __init__(

@@ -38,7 +38,9 @@ class TorchNN(Module):
     """
 
     kind = "nn"
-    resources = Resources(num_cpus=1)
+    # Its update runs between the VAE's and the GMM's, never beside them: it reserves no
+    # CPU (as the Markov model), so VAE+GMM+NN fits a 2-core machine.
+    resources = Resources(num_cpus=0)
 
     def __init__(
         self,
@@ -55,7 +57,7 @@ class TorchNN(Module):
     ) -> None:
         if device not in DEVICES:
             raise ModuleError(name or self.kind, f"device must be one of {DEVICES}, got {device!r}")
-        gpus = Resources(num_cpus=1, num_gpus=int(device == "cuda"))
+        gpus = Resources(num_cpus=0, num_gpus=int(device == "cuda"))
         super().__init__(name, resources=gpus, mode=mode, load_dir=load_dir)
         self.require_positive_integers(
             batch_size1=batch_size1, batch_size2=batch_size2, itr1=itr1, itr2=itr2
@@ -203,7 +205,7 @@ class TorchNN(Module):
 
 
 def _tensors(inputs: Sequence[np.ndarray], device: torch.device) -> list[torch.Tensor]:
-    return [torch.as_tensor(a, dtype=torch.float32, device=device) for a in inputs]
+    return [torch.tensor(np.asarray(a), dtype=torch.float32, device=device) for a in inputs]
 
 
 def _device(ctx: UpdateContext) -> torch.device:
