@@ -45,9 +45,10 @@ def scores(
 
 
 def checked_length(category: Labels | None, n: int) -> None:
-    """At connect time: labels given as an array must be one per element (files and
-    datasets are checked on the cluster)."""
-    if category is not None and data_files.is_in_memory(category) and len(category) != n:
+    """At connect time: labels given as an array must cover every element (files and
+    datasets are checked on the cluster). More may be given: the labels of elements a
+    growing observation has still to take in (`runtime.growing`); the first n score n."""
+    if category is not None and data_files.is_in_memory(category) and len(category) < n:
         raise ValueError(f"category has {len(category)} labels for {n} elements")
 
 

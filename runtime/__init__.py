@@ -12,6 +12,7 @@ from runtime.errors import (
     ModuleError,
     SerketError,
 )
+from runtime.growing import GrowingObservation
 from runtime.module import Module, Resources, Update, UpdateContext
 from runtime.observation import Observation
 from runtime.session import Session, current, init, recognize, shutdown
@@ -21,6 +22,7 @@ __all__ = [
     "CallTimeout",
     "CheckpointError",
     "DataError",
+    "GrowingObservation",
     "MessageError",
     "Module",
     "ModuleError",

@@ -35,6 +35,15 @@ _OWN_FILE = re.compile(
 )
 
 
+# The rows a growing observation took in, one file per intake (`rows_file`).
+_ROWS_FILE = re.compile(r".+\.rows\.\d{6}\.npz(\.tmp)?")
+
+
+def rows_file(observation: str, intake: int) -> str:
+    """The checkpoint file of a growing observation's `intake`-th rows (0: its first)."""
+    return f"{observation}.rows.{intake:06d}.npz"
+
+
 def file_name(module: str, round_: int, what: str, shard: int | None = None) -> str:
     """A checkpoint file's name; `what` is "state.npz", "forward.msgpack" or
     "to.<receiver>.msgpack" (a backward message); `shard`: a sharded module's part. Unique
@@ -81,6 +90,8 @@ class Manifest:
     modules: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> entry
     backward: dict[str, str] = field(default_factory=dict)  # receiver -> message file
     history: list[dict[str, Any]] = field(default_factory=list)
+    # A growing observation's rows taken in so far, as files in intake order.
+    growing: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _ahead(name: str, manifest: Manifest) -> bool:
@@ -118,6 +129,8 @@ class CheckpointStore:
         referenced = set(referenced_files(list(manifest.backward.values())))
         for entry in manifest.modules.values():
             referenced.update(referenced_files([entry["state"], entry["forward"]]))
+        for files in manifest.growing.values():
+            referenced.update(files)
         for stale in self._own_files():
             if stale not in referenced and not _ahead(stale, manifest):
                 self.root.delete(stale)
@@ -132,7 +145,11 @@ class CheckpointStore:
         return self.root.exists(MANIFEST)
 
     def _own_files(self) -> list[str]:
-        return [name for name in self.root.files() if _OWN_FILE.fullmatch(name)]
+        return [
+            name
+            for name in self.root.files()
+            if _OWN_FILE.fullmatch(name) or _ROWS_FILE.fullmatch(name)
+        ]
 
     def write_part(self, name: str, data: codec.Wire) -> None:
         """One file of a checkpoint not yet committed (a shard writes its own)."""

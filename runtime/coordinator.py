@@ -27,10 +27,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
 import ray
 
 from runtime import cluster, codec
-from runtime.checkpoint import CheckpointStore, Manifest, digest, file_name, state_bytes
+from runtime.checkpoint import (
+    CheckpointStore,
+    Manifest,
+    digest,
+    file_name,
+    rows_file,
+    state_bytes,
+)
 from runtime.errors import ActorLost, CallTimeout, CheckpointError, ModuleError
 from runtime.host import ModuleHost
 from runtime.output import PLACEMENTS, RECOGNITION, ResultWriter
@@ -126,6 +134,30 @@ class Coordinator:
         self._shapes[name] = shape
         self._forward[name] = message if isinstance(message[0], dict) else message[0]
 
+    def grow(self, name: str, message: list[Any], shape: list[int], digest_: str,
+             rows: bytes) -> None:  # fmt: skip
+        """A growing observation took in `rows` (.npz bytes; on its registration, its
+        first): `message` now refers to all its data. The rows join the checkpoint, which
+        so covers the data seen so far (`grown` reads them back on resume)."""
+        intakes = self._manifest.growing.setdefault(name, [])
+        file = rows_file(name, len(intakes))
+        intakes.append(file)
+        self._manifest.observations[name] = digest_
+        self._shapes[name] = shape
+        self._forward[name] = message[0]
+        # On the write queue: after the commits of earlier updates, whose manifests do
+        # not name the file yet (they would delete it as stale).
+        self._writes.submit(lambda: self._store.write_part(file, rows))
+
+    def grown(self, name: str) -> bytes | None:
+        """On resume: a growing observation's rows taken in so far (.npz bytes, one array
+        "rows"), or None if the checkpoint has none."""
+        files = self._manifest.growing.get(name) if self._resuming else None
+        if not files:
+            return None
+        rows = [self._store.read_state(file)["rows"] for file in files]
+        return state_bytes({"rows": np.concatenate(rows)})
+
     def add_module(
         self,
         spec_bytes: bytes,
@@ -146,7 +178,13 @@ class Coordinator:
             raise ModuleError(
                 name, f"connects to {unknown[0]}, which the coordinator does not know"
             )
-        config = digest({k: spec[k] for k in ("class_path", "params", "inputs", "output_shape")})
+        # Without the element count: data that grow (`runtime.growing`) keep the config.
+        config = digest(
+            {
+                **{k: spec[k] for k in ("class_path", "params", "inputs")},
+                "output_shape": spec["output_shape"][1:],
+            }
+        )
         entry = _Entry(
             name, spec, config, dataset_params=dataset_params or {}, learned=learned,
             script_class=script_class,

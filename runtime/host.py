@@ -37,6 +37,10 @@ def _with_rows(shape: Any, rows: int) -> tuple[int, ...]:
 Message = codec.Wire | list[parts.Part]  # an input or backward message, whole or in parts
 
 
+def _rows_of(payload: Any) -> int:
+    return int(payload.shape[0]) if isinstance(payload, np.ndarray) and payload.ndim else 0
+
+
 def _element_count(received: tuple[str, Any]) -> int:
     """Novel data's element count: the first axis of its first input."""
     sender, payload = received
@@ -248,7 +252,9 @@ class ModuleHost:
         declared = int((self._inputs[0]["shape"] if self._inputs else self._output_shape)[0])
         if count == 1:  # whole messages (or all of their parts), each decoded once
             received = [self._received(m, "forward", None) for m in inputs]
-            total = declared if mode == "learn" else _element_count(received[0])
+            # Its first input's elements: as declared, unless the data grew since connect
+            # (`runtime.growing`) or are novel (recognition).
+            total = _element_count(received[0]) if received else declared
             rows, shard = None, Shard(0, 1, 0, total, total)
         else:  # a shard gets its inputs in parts and reads the rows of its own range
             first = inputs[0]
@@ -265,12 +271,13 @@ class ModuleHost:
         ]
         del received
         output_shape = _with_rows(self._output_shape, owned)
-        prior = (
-            None
-            if backward is None
-            else self._fitting(*self._received(backward, "backward", rows), "backward",
-                               output_shape)
-        )  # fmt: skip
+        prior = None if backward is None else self._received(backward, "backward", rows)
+        if prior is not None and _rows_of(prior[1]) < owned and mode == "learn" and not cut:
+            # Sent before the data grew, for fewer elements: this update learns without
+            # it, as a first update does.
+            prior = None
+        if prior is not None:
+            prior = self._fitting(*prior, "backward", output_shape)
         if category is not None and cut:
             category = category[shard.start : shard.stop]
         context = UpdateContext(

@@ -9,6 +9,7 @@ comes from a user's script or from the command line.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import time
 import warnings
@@ -22,9 +23,10 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from runtime import cluster, codec, data_files, data_inspection, progress, storage, wiring
 from runtime import display as display_module
-from runtime.checkpoint import data_digest, fingerprint
+from runtime.checkpoint import data_digest, fingerprint, state_bytes
 from runtime.coordinator import Coordinator
 from runtime.errors import DataError, MessageError, ModuleError, SerketError
+from runtime.growing import GrowingObservation
 from runtime.learned import read_learned
 from runtime.module import Module, Resources, Shape
 from runtime.observation import Observation, validated_data
@@ -176,6 +178,12 @@ class Session:
         if observation.files is not None or observation.dataset is not None:
             self._register_on_cluster(handle)
             return
+        seen = None
+        if isinstance(observation, GrowingObservation):
+            saved = self.call("grown", handle.full_name, who=handle.full_name,
+                              what="resume", timeout_s=self.start_timeout_s)  # fmt: skip
+            seen = None if saved is None else _rows_of(saved)
+            observation.start(seen)
         data = observation.data
         assert data is not None
         message, encoded = self._put_data(handle.full_name, data)
@@ -185,6 +193,25 @@ class Session:
         self.call(
             "add_observation", handle.full_name, message, list(data.shape), digests,
             who=handle.full_name, what="registration", timeout_s=self.start_timeout_s,
+        )  # fmt: skip
+        if isinstance(observation, GrowingObservation) and seen is None:
+            self._grown(handle.full_name, message, data, data)  # its first rows, kept
+
+    def grow(self, handle: ObservationHandle) -> None:
+        """A growing observation takes in what arrived; its readers then see all of it."""
+        observation = handle.observation
+        assert isinstance(observation, GrowingObservation)
+        arrived = observation.take()
+        if arrived is not None:
+            assert observation.data is not None
+            message, _ = self._put_data(handle.full_name, observation.data)
+            self._grown(handle.full_name, message, observation.data, arrived)
+
+    def _grown(self, name: str, message: list[Any], data: np.ndarray, rows: np.ndarray) -> None:
+        self.call(
+            "grow", name, message, list(data.shape), data_digest(data),
+            state_bytes({"rows": rows}), who=name, what="growth",
+            timeout_s=self.start_timeout_s,
         )  # fmt: skip
 
     def _register_on_cluster(self, handle: ObservationHandle) -> None:
@@ -379,12 +406,18 @@ def script_class(module: Module) -> type[Module] | None:
     return None
 
 
+def _rows_of(saved: bytes) -> np.ndarray:
+    with np.load(io.BytesIO(saved), allow_pickle=False) as arrays:
+        return arrays["rows"]
+
+
 class ObservationHandle:
     def __init__(self, observation: Observation) -> None:
         self.observation = observation
         self.session = current()
         self.full_name = f"module{self.session.next_number():03d}_{observation.name}"
         self.registered = False
+        self.grows = isinstance(observation, GrowingObservation)
 
     @property
     def output_shape(self) -> Shape:
@@ -405,6 +438,7 @@ class ModuleHandle:
         self.output_shape: Shape | None = None
         self.rounds_done = 0
         self.resources = module.resources
+        self.grows = False  # fed, directly or not, by a growing observation
 
     def place(self, resources: Resources) -> None:
         if self.inputs:
@@ -443,6 +477,12 @@ class ModuleHandle:
         for handle in handles:
             handle.ensure_registered()
             shapes.append(handle.output_shape)
+        self.grows = any(handle.grows for handle in handles)
+        if self.grows and self.module.shards > 1:
+            raise ModuleError(
+                self.full_name,
+                "a sharded module cannot take data that grow (a GrowingObservation below it)",
+            )
         try:
             output_shape = tuple(self.module.output_shape(shapes))
         except ValueError as exc:
@@ -461,6 +501,9 @@ class ModuleHandle:
             raise ModuleError(
                 self.full_name, "update() called before connect(); connect it to its inputs first"
             )
+        for handle in self.inputs:  # what arrived joins the data of the round it reads
+            if isinstance(handle, ObservationHandle) and handle.grows:
+                self.session.grow(handle)
         report = self.session.update(self.full_name, write_behind=write_behind)
         self.rounds_done = report["round"]
         return report
