@@ -1,4 +1,8 @@
-"""`serket-ray bench-modules`: the examples of Serket's HAC and NN modules, their accuracy.
+"""`serket-ray bench-modules`: the examples of Serket's HAC and NN modules and of data
+that grow, their accuracy.
+
+Growing: VAE+GMM while the tutorial digits arrive through a queue, 500 before each
+round; per round, the digits so far and the GMM's accuracy over them.
 
 HAC+LDA: Serket's documented example, nine recordings (three speakers each of "zero",
 "one", "two", spoken by espeak-ng), HAC features into an MLDA of 3 classes; one line per
@@ -10,16 +14,20 @@ one run: the GMM's accuracy after the last round.
 
 from __future__ import annotations
 
+import queue
 import time
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 import numpy as np
 
 import runtime as srk
-from actors import gmm, hac, mlda, torch_nn, torch_vae
+from actors import gmm, hac, mlda, torch_nn, torch_vae, vae
 from launch.data import tutorial_digits
 from launch.spoken_digits import spoken_histograms, synthesise
+
+EXAMPLES = ("growing", "hac_lda", "nn")
 
 
 def _hac_lda(out: Path, seed: int) -> float:
@@ -63,10 +71,59 @@ def _vae_gmm(
         srk.shutdown()
 
 
+def _growing(out: Path, images: np.ndarray, labels: np.ndarray, batch: int, rounds: int,
+             epochs: int, seed: int) -> list[tuple[int, float, float]]:  # fmt: skip
+    """VAE+GMM over digits that arrive `batch` at a time, one batch before each round
+    (a sensor's pace), fed through a queue: per round, the elements taken in so far,
+    the GMM's accuracy over them and the VAE's seconds."""
+    arrivals: queue.Queue[np.ndarray] = queue.Queue()
+    arrivals.put(images[:batch])
+    rows = []
+    srk.init(out, display="off")
+    try:
+        obs = srk.GrowingObservation(arrivals)
+        vae1 = vae.VAE(18, itr=epochs, batch_size=500, seed=seed)
+        gmm1 = gmm.GMM(10, category=labels, seed=seed)
+        vae1.connect(obs)
+        gmm1.connect(vae1)
+        for round_ in range(rounds):
+            if round_ > 0 and round_ * batch < len(images):
+                arrivals.put(images[round_ * batch : (round_ + 1) * batch])
+            seconds = vae1.update()["seconds"]
+            accuracy = gmm1.update()["metrics"]["acc"]
+            rows.append((obs.shape[0], accuracy, seconds))
+    finally:
+        srk.shutdown()
+    return rows
+
+
 def run(
     out: Path, seeds: list[int], rounds: int = 10, epochs: int = 200, itr1: int = 500,
-    itr2: int = 2000, per_class: int = 300,
+    itr2: int = 2000, per_class: int = 300, examples: list[str] | None = None,
+    batch: int = 500,
 ) -> None:  # fmt: skip
+    chosen = examples or list(EXAMPLES)
+    unknown = sorted(set(chosen) - set(EXAMPLES))
+    if unknown:
+        raise SystemExit(f"bench-modules: unknown examples {unknown}; choose from {EXAMPLES}")
+    digits = tutorial_digits(per_class)[0]
+    if "growing" in chosen:
+        print(
+            f"VAE+GMM over digits arriving {batch} before each round (a queue), "
+            f"{len(digits.labels)} in all, VAE {epochs} epochs/round, seed {seeds[0]}"
+        )
+        print(f"{'round':>5} {'digits':>7} {'GMM acc':>8} {'VAE s':>7}")
+        grown = _growing(out / "growing", digits.images, digits.labels, batch, rounds, epochs,
+                         seeds[0])  # fmt: skip
+        for round_, (elements, accuracy, seconds) in enumerate(grown, 1):
+            print(f"{round_:>5} {elements:>7} {accuracy:>8.3f} {seconds:>7.1f}")
+    if "hac_lda" in chosen:
+        _print_hac_lda(out, seeds)
+    if "nn" in chosen:
+        _print_nn(out, digits, seeds, rounds, epochs, itr1, itr2)
+
+
+def _print_hac_lda(out: Path, seeds: list[int]) -> None:
     print(
         f"HAC+LDA: nine espeak-ng recordings, ks [10,10,10], lags [5], MLDA(3, [100]); out: {out}"
     )
@@ -75,7 +132,11 @@ def run(
         scores.append(_hac_lda(out / f"hac_lda_{seed}", seed))
         print(f"  seed {seed}: acc {scores[-1]:.3f}")
     print(f"  median {median(scores):.3f}")
-    digits = tutorial_digits(per_class)[0]
+
+
+def _print_nn(
+    out: Path, digits: Any, seeds: list[int], rounds: int, epochs: int, itr1: int, itr2: int
+) -> None:
     began = time.perf_counter()
     spoken = spoken_histograms(digits.labels, out / "speech")
     print(f"spoken digits: {spoken.shape} HAC histograms in {time.perf_counter() - began:.0f} s")

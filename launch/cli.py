@@ -520,6 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
     modules.add_argument("--itr1", type=int, default=500, help="the NN's training epochs")
     modules.add_argument("--itr2", type=int, default=2000, help="the NN's message steps")
     modules.add_argument("--per-class", type=int, default=300, help="digits of each class")
+    modules.add_argument("--examples", nargs="+", choices=bench_modules.EXAMPLES,
+                         help="default: all")  # fmt: skip
+    modules.add_argument("--batch", type=int, default=500, help="digits arriving per round")
     modules.set_defaults(
         run=lambda args: bench_modules.run(
             args.out,
@@ -529,6 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
             args.itr1,
             args.itr2,
             args.per_class,
+            args.examples,
+            args.batch,
         )
     )
     quality = commands.add_parser(

@@ -350,27 +350,31 @@ def test_cnn_features_from_the_far_node_feed_a_gmm(far_node, images, tmp_path):
 
 
 def test_cnn_without_weights_says_how_to_give_them(far_node, images, tmp_path):
-    paths, weights = images
+    paths, _ = images
     srk.init(tmp_path, display="off")
     try:
         with pytest.raises(srk.ModuleError, match=r"module000_cnn: needs the backbone's weights"):
             cnn.CNNFeatureExtractor(paths)
         with pytest.raises(srk.DataError, match=r"module001_cnn: .*none\.pt: no such weights"):
             SmallCNN(paths, weights=str(tmp_path / "none.pt"), image_size=16).update()
-        junk = tmp_path / "junk.pt"
-        junk.write_text("not tensors")
-        with pytest.raises(srk.DataError, match=r"junk\.pt: is not a torch state_dict file"):
-            SmallCNN(paths, weights=str(junk), image_size=16).update()
-        other = tmp_path / "other.pt"
-        torch.save({"conv.weight": torch.zeros(1)}, other)
-        with pytest.raises(srk.DataError, match=r"other\.pt: does not fit .* missing, first '0\."):
-            SmallCNN(paths, weights=str(other), image_size=16).update()
-        text = tmp_path / "notes.png"
-        text.write_text("not an image")
-        with pytest.raises(srk.DataError, match=r"notes\.png: is not an image PIL can read"):
-            SmallCNN([*paths, str(text)], weights=weights, image_size=16).update()
     finally:
         srk.shutdown()
+
+
+def test_cnn_names_weights_and_images_it_cannot_read(images, tmp_path):
+    paths, weights = images
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not tensors")
+    with pytest.raises(srk.DataError, match=r"m: .*junk\.pt: is not a torch state_dict file"):
+        SmallCNN(paths, weights=str(junk))._pretrained("m")
+    other = tmp_path / "other.pt"
+    torch.save({"conv.weight": torch.zeros(1)}, other)
+    with pytest.raises(srk.DataError, match=r"other\.pt: does not fit .* missing, first '0\."):
+        SmallCNN(paths, weights=str(other))._pretrained("m")
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(srk.DataError, match=r"m: .*notes\.png: is not an image PIL can read"):
+        SmallCNN(paths, weights=weights)._pixels(str(text), "m")
 
 
 def test_cnn_default_backbone_is_torchvision_or_a_clear_error(far_node, images, tmp_path):
