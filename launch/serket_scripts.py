@@ -344,7 +344,8 @@ def write_data(name: str, folder: Path, per_class: int = 300, seed: int = 0) -> 
         _save(folder, "category.txt", digits.labels)
     elif name == "hac_lda":
         names = [f"data{i:02d}.wav" for i in range(9)]
-        synthesise(folder, [0, 0, 0, 1, 1, 1, 2, 2, 2], seed, names=names)
+        # One speaker's takes, as Serket's recordings are (launch.bench_modules)
+        synthesise(folder, [0, 0, 0, 1, 1, 1, 2, 2, 2], seed, names=names, voice=("en-us", "m3"))
     elif name == "hmm":
         points, states = _markov_points(4 * per_class, seed)
         _save(folder, "data.txt", points)

@@ -24,9 +24,16 @@ SPEEDS = (120, 150, 180)  # words per minute (espeak-ng's default is 175)
 PITCHES = (35, 65)  # 0-99 (default 50)
 
 
-def speakers(count: int, seed: int = 0) -> list[tuple[str, str, int, int]]:
-    """`count` distinct (accent, variant, speed, pitch) settings, in a seeded order."""
-    every = list(itertools.product(ACCENTS, VARIANTS, SPEEDS, PITCHES))
+def speakers(
+    count: int, seed: int = 0, voice: tuple[str, str] | None = None
+) -> list[tuple[str, str, int, int]]:
+    """`count` distinct (accent, variant, speed, pitch) settings, in a seeded order;
+    voice: one (accent, variant) for all, as one person's takes, of other rates and
+    pitches."""
+    accents, variants = ACCENTS, VARIANTS
+    if voice is not None:
+        accents, variants = (voice[0],), (voice[1],)
+    every = list(itertools.product(accents, variants, SPEEDS, PITCHES))
     if count > len(every):
         raise ValueError(f"at most {len(every)} distinct speakers, asked for {count}")
     order = np.random.default_rng(seed).permutation(len(every))[:count]
@@ -39,10 +46,11 @@ def synthesise(
     seed: int = 0,
     workers: int = 4,
     names: Sequence[str] | None = None,
+    voice: tuple[str, str] | None = None,
 ) -> list[str]:
     """One WAV file per label (a digit 0-9), each digit's recordings by distinct speaker
     settings; returns their paths in order. names: the files' names (default
-    ``00000_zero.wav``, ...)."""
+    ``00000_zero.wav``, ...). voice: one speaker's takes (see `speakers`)."""
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         raise RuntimeError(
@@ -52,7 +60,7 @@ def synthesise(
     folder.mkdir(parents=True, exist_ok=True)
     labels = [int(y) for y in labels]
     per_digit = max(np.bincount(labels, minlength=10))
-    voices = speakers(int(per_digit), seed)
+    voices = speakers(int(per_digit), seed, voice)
     seen = [0] * 10
     jobs = []
     for index, digit in enumerate(labels):

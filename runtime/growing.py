@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime import wiring
 from runtime.errors import DataError
 from runtime.observation import Observation, validated_data
 
@@ -54,8 +55,6 @@ class GrowingObservation(Observation):
         self.files, self.dataset, self.column = None, None, None
         self.data: np.ndarray | None = None
         self._shape: tuple[int, int] | None = None
-        from runtime import wiring
-
         self._handle = wiring.attach(self)
 
     def start(self, seen: np.ndarray | None) -> None:
