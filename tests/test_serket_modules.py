@@ -347,6 +347,23 @@ def test_cnn_features_from_the_far_node_feed_a_gmm(far_node, images, tmp_path):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got[0], got[3], rtol=0.1)  # the red squares look alike
     assert (tmp_path / "module001_gmm" / "class_learn.txt").exists()
+    # Resumed, the features come from the checkpoint: the images are not read again.
+    gone = [p + ".moved" for p in paths]
+    for path, moved in zip(paths, gone, strict=True):
+        Path(path).rename(moved)
+    try:
+        srk.init(tmp_path, resume=True, display="off")
+        features = SmallCNN(paths, weights=weights, image_size=16, batch_size=4).place(**FAR)
+        gmm1 = gmm.GMM(3, category=[0, 1, 2, 0, 1, 2])
+        gmm1.connect(features)
+        assert features.rounds_done == 1
+        assert gmm1.update()["round"] == 2
+    finally:
+        srk.shutdown()
+        for path, moved in zip(paths, gone, strict=True):
+            Path(moved).rename(path)
+    restored = srk_checkpoint_state(tmp_path / "checkpoints", "module000_cnn")["features"]
+    np.testing.assert_allclose(restored, got, rtol=1e-4, atol=1e-6)
 
 
 def test_cnn_without_weights_says_how_to_give_them(far_node, images, tmp_path):
