@@ -20,6 +20,21 @@ def local_ray():
     ray.shutdown()
 
 
+def head_and_node(head_cpus: int, node_cpus: int, resources: dict[str, float]):
+    """A simulated cluster for one test module: a head with `head_cpus` (the driver and
+    the coordinator) and one node advertising `resources`; yields that node."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus})
+    node = cluster.add_node(num_cpus=node_cpus, resources=resources)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="warning")
+    yield node
+    ray.shutdown()
+    cluster.shutdown()
+
+
 @pytest.fixture
 def session(tmp_path):
     """A fresh serket-ray session writing under tmp_path; closed after the test."""

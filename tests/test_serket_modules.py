@@ -6,28 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 import soundfile
 import torch
-from ray.cluster_utils import Cluster
 
 import runtime as srk
 from actors import cnn, gmm, hac, mlda, torch_nn
 from launch import spoken_digits
-from tests.conftest import blobs
+from tests.conftest import blobs, head_and_node
 
 FAR = {"resources": {"far_node": 1}}
 
 
 @pytest.fixture(scope="module")
 def far_node():
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-    far = cluster.add_node(num_cpus=1, resources={"far_node": 1})
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, logging_level="warning")
-    yield far
-    ray.shutdown()
-    cluster.shutdown()
+    yield from head_and_node(2, 1, {"far_node": 1})
 
 
 @pytest.fixture(scope="module")

@@ -2,24 +2,17 @@
 
 import numpy as np
 import pytest
-import ray
-from ray.cluster_utils import Cluster
 
 import runtime as srk
 from actors import gmm
 from launch.examples.pca_features import PCAFeatures
 from runtime.module import UpdateContext, no_progress
+from tests.conftest import head_and_node
 
 
 @pytest.fixture(scope="module")
 def two_nodes():
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    features_node = cluster.add_node(num_cpus=1, resources={"feature_node": 1})
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, logging_level="warning")
-    yield features_node
-    ray.shutdown()
-    cluster.shutdown()
+    yield from head_and_node(1, 1, {"feature_node": 1})
 
 
 def test_user_module_runs_on_the_node_that_advertises_its_resource(two_nodes, tmp_path, digits):
