@@ -34,6 +34,7 @@ from launch import (
     run_report,
 )
 from runtime import data_files, storage
+from runtime.checkpoint import CheckpointStore
 
 
 def _add_model_flags(
@@ -309,10 +310,33 @@ def _session(args: argparse.Namespace, *, resume: bool) -> srk.Session:
     )
 
 
+def _refuse_fewer_rounds(args: argparse.Namespace, rounds: int) -> None:
+    """A resumed run asked for fewer rounds than its checkpoint holds: refused from the
+    manifest, before Ray starts."""
+    out = storage.Folder(args.out)
+    folder = (
+        out / "checkpoints"
+        if args.checkpoint_dir is None
+        else storage.Folder(args.checkpoint_dir)
+    )
+    store = CheckpointStore(folder)
+    if not store.holds_checkpoint():
+        return  # the session says what is missing
+    done = max((m["rounds"] for m in store.load().modules.values()), default=0)
+    if rounds < done:
+        raise srk.CheckpointError(
+            str(out),
+            f"has done {done} rounds already; --rounds {rounds} cannot undo them: "
+            f"give {done} or more to run on",
+        )
+
+
 def run_tutorial(args: argparse.Namespace) -> None:
     args = _recorded(args)
     settings = _settings(args)
     matrix, labels, source = _dataset(args)
+    if args.resume is not None:
+        _refuse_fewer_rounds(args, settings.rounds)
     session = _session(args, resume=args.resume is not None)
     say = _say(args)
     if isinstance(matrix, str):
@@ -322,13 +346,6 @@ def run_tutorial(args: argparse.Namespace) -> None:
     say(f"results: {session.output_root}")
     try:
         vae1, gmm1 = recipes.build_vae_gmm(matrix, labels, settings, _placement(args))
-        done = max(vae1.rounds_done, gmm1.rounds_done)
-        if settings.rounds < done:
-            raise srk.CheckpointError(
-                str(session.output_root),
-                f"has done {done} rounds already; --rounds {settings.rounds} cannot undo them: "
-                f"give {done} or more to run on",
-            )
         # Only once the model is valid: a bad one overwrites nothing. A resumed run records
         # its rounds, which --rounds may have raised.
         if args.resume is None:
