@@ -315,9 +315,7 @@ def _refuse_fewer_rounds(args: argparse.Namespace, rounds: int) -> None:
     manifest, before Ray starts."""
     out = storage.Folder(args.out)
     folder = (
-        out / "checkpoints"
-        if args.checkpoint_dir is None
-        else storage.Folder(args.checkpoint_dir)
+        out / "checkpoints" if args.checkpoint_dir is None else storage.Folder(args.checkpoint_dir)
     )
     store = CheckpointStore(folder)
     if not store.holds_checkpoint():
