@@ -210,9 +210,10 @@ def histograms(
 
 
 def _quantised(frames: np.ndarray, codebook: np.ndarray) -> np.ndarray:
-    """Each frame's nearest code."""
-    distances = ((frames[:, None, :] - codebook[None, :, :]) ** 2).sum(axis=2)
-    return distances.argmin(axis=1)
+    """Each frame's nearest code (scipy's vector quantisation)."""
+    from scipy.cluster.vq import vq
+
+    return vq(frames, codebook)[0]
 
 
 def _cooccurrences(codes: np.ndarray, k: int, lag: int) -> np.ndarray:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ray.util.queue import Empty as RayQueueEmpty
+from ray.util.queue import Queue as RayQueue
 
 from runtime import wiring
 from runtime.errors import DataError
@@ -108,12 +110,8 @@ class GrowingObservation(Observation):
         while True:
             try:
                 item = self.source.get_nowait()
-            except queue.Empty:
+            except (queue.Empty, RayQueueEmpty):
                 return batches
-            except Exception as exc:  # a Ray queue's Empty is its own class
-                if type(exc).__name__ == "Empty":
-                    return batches
-                raise
             batches.append(_rows(np.asarray(item), self._where))
 
     def _from_folder(self) -> list[np.ndarray]:
@@ -132,8 +130,8 @@ class GrowingObservation(Observation):
 
 
 def _is_queue(source: Any) -> bool:
-    """A queue.Queue, or a Ray queue (duck-typed: Ray is not imported here)."""
-    return isinstance(source, queue.Queue) or type(source).__module__ == "ray.util.queue"
+    """A queue.Queue, or a Ray queue (`ray.util.queue.Queue`)."""
+    return isinstance(source, (queue.Queue, RayQueue))
 
 
 def _rows(item: np.ndarray, where: str) -> np.ndarray:
