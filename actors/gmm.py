@@ -1,7 +1,9 @@
 """Serket's GMM module: classifies the latent variables of the module below.
 
 Forward message: P(class | z) per element (N x K). Backward message: the mean of each
-element's class (N x d), which the VAE uses as its prior mean. A per-element class prior
+element's class (N x d), which the VAE uses as its prior mean; with message="gaussian",
+the mean and then the diagonal of the class's covariance (N x 2d), the VAE's prior
+N(mean, diag var) of Inter-GMM+VAE. A per-element class prior
 from a module above (N x K) takes the place of the mixing weights in the classification
 (`mixture.e_step`); without one the learned weights serve.
 """
@@ -14,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from actors import labels, mixture, mixture_gibbs
+from actors import labels, mixture, mixture_gibbs, naming_player
 from runtime import Module, ModuleError, Resources, Update, UpdateContext, data_files
 
 ALGORITHMS = ("gibbs", "em")
+MESSAGES = ("mean", "gaussian")  # what the backward message carries of each element's class
 DEFAULT_ITERATIONS = {"gibbs": 50, "em": 100}  # itr when not given, per algorithm
 
 
@@ -43,6 +46,9 @@ class GMM(Module):
     every class's count, sum and scatter; the shards sum them (all-reduce) and all hold
     the same parameters; each classifies its own elements. Sharded EM gives unsharded
     EM's result (to rounding); sharded Gibbs samples the same posterior.
+    message: the backward message, "mean" (Serket's: the class mean, the VAE's prior
+    N(mean, I)) or "gaussian" (the class mean and covariance diagonal, its prior
+    N(mean, diag var)); README, "Classification quality", measures both.
     mode, load_dir: Serket's recognition mode: with load_dir a learned GMM's folder,
     every update classifies the connected data with that mixture and learns nothing
     (files ``*_recog.txt``; `category` scores it).
@@ -63,6 +69,7 @@ class GMM(Module):
         reg_covar: float = 1e-6,
         seed: int = 0,
         num_threads: int = 1,
+        message: str = "mean",
         shards: int = 1,
         name: str | None = None,
         mode: str | None = None,
@@ -76,7 +83,10 @@ class GMM(Module):
             raise ModuleError(
                 self.full_name, f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}"
             )
+        if message not in MESSAGES:
+            raise ModuleError(self.full_name, f"message must be one of {MESSAGES}, got {message!r}")
         self.K = K
+        self.message = message
         self.itr = DEFAULT_ITERATIONS[algorithm] if itr is None else itr
         self.algorithm = algorithm
         self.category = category
@@ -91,6 +101,7 @@ class GMM(Module):
                 self.full_name, f"category must be 1-D labels, got shape {np.shape(category)}"
             )
         self.params_: mixture.MixtureParams | None = None
+        self._player: naming_player.Player | None = None  # in a naming game (`actors.naming`)
 
     def output_shape(self, input_shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         if len(input_shapes) != 1 or len(input_shapes[0]) != 2:
@@ -207,10 +218,12 @@ class GMM(Module):
         metrics: dict[str, float],
         ctx: UpdateContext,
         extra_files: Mapping[str, object] | None = None,
+        classes: np.ndarray | None = None,
     ) -> Update:
-        """Messages, files (``class_<mode>.txt``, ...) and scores of a classification."""
+        """Messages, files (``class_<mode>.txt``, ...) and scores of a classification:
+        of `classes`, by default each element's most probable."""
         assert self.params_ is not None
-        classes = responsibilities.argmax(axis=1)
+        classes = responsibilities.argmax(axis=1) if classes is None else classes
         class_means = self.params_.means[classes].astype(np.float32)  # (N, d)
         files: dict[str, object] = dict(extra_files or {})
         if category is not None:
@@ -221,7 +234,7 @@ class GMM(Module):
             metrics.update(scores)
         return Update(
             forward=responsibilities.astype(np.float32),
-            backward=[class_means],
+            backward=[self.prior_message(classes)],
             files=files,
             metrics=metrics,
             rows={
@@ -230,6 +243,43 @@ class GMM(Module):
                 f"mu_{mode}.txt": class_means,
             },
         )
+
+    # ---- a naming game's peer (`actors.naming`, `runtime.peers`) --------------------
+    def join(self, inputs: Sequence[np.ndarray], ctx: UpdateContext) -> None:
+        """Play from the z of its last update and the mixture it learned from them."""
+        if self.params_ is None:
+            raise ValueError("a naming game needs a learned mixture: update the GMM first")
+        z = np.asarray(inputs[0], dtype=np.float64)
+        category = labels.own_labels(self.category, len(z), ctx)
+        self._player = naming_player.Player.of(z, self.params_, category, [self.seed, ctx.round])
+
+    def answer(self, question: str, arrays: Mapping[str, np.ndarray]) -> dict[str, object]:
+        if self._player is None:
+            raise ValueError("asked before the naming game began")
+        with threadpool_limits(self.num_threads):
+            return self._player.answer(question, arrays)
+
+    def settle(self, ctx: UpdateContext) -> Update:
+        """The game's mixture becomes its own; the VAE's prior from the signs it adopted."""
+        if self._player is None:
+            raise ValueError("settled before the naming game began")
+        player, self._player = self._player, None
+        self.params_ = player.params
+        responsibilities, log_likelihood = mixture.e_step(player.z, player.params, None)
+        return self._result(
+            responsibilities, player.labels, "game", {"log_likelihood": log_likelihood}, ctx,
+            {self.model_file: self.state()}, classes=player.signs,
+        )  # fmt: skip
+
+    def prior_message(self, classes: np.ndarray) -> np.ndarray:
+        """The backward message for elements of these classes: their class means (N, d),
+        or means and covariance diagonals (N, 2d) (`message`)."""
+        assert self.params_ is not None
+        means = self.params_.means[classes]
+        if self.message == "mean":
+            return means.astype(np.float32)
+        variances = np.diagonal(self.params_.covariances, axis1=1, axis2=2)[classes]
+        return np.concatenate([means, variances], axis=1).astype(np.float32)
 
     def _log_prior(self, prior: np.ndarray, n: int) -> np.ndarray:
         if prior.shape != (n, self.K):

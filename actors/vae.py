@@ -1,8 +1,10 @@
 """Serket's VAE module: compresses observations to latent variables z.
 
 Loss per element: reconstruction + alpha * KL(q(z|o) || N(mu, I)), where mu is the mean of
-the element's class sent back by the module above (zeros until a message arrives). The
-networks and the optimizer live on across rounds, so every round refines the last.
+the element's class sent back by the module above (zeros until a message arrives); or
+KL(q(z|o) || N(mu, diag var)) when the message also carries the class's variances (a GMM
+built with message="gaussian": Inter-GMM+VAE's prior). The networks and the optimizer live
+on across rounds, so every round refines the last.
 """
 
 from __future__ import annotations
@@ -201,6 +203,20 @@ class VAE(Module):
             )
         return (input_shapes[0][0], self.latent_dim)
 
+    def backward_shapes(self, output_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """Class means (N, L), or means then variances (N, 2L)."""
+        n, latent = output_shape
+        return [(n, latent), (n, 2 * latent)]
+
+    def _check_prior(self, prior: np.ndarray, n: int) -> None:
+        if prior.shape not in self.backward_shapes((n, self.latent_dim)):
+            raise ValueError(
+                f"the prior from above must be class means {(n, self.latent_dim)} or means "
+                f"and variances {(n, 2 * self.latent_dim)}, got {prior.shape}"
+            )
+        if prior.shape[1] > self.latent_dim and not (prior[:, self.latent_dim :] > 0).all():
+            raise ValueError("the prior's class variances from above must be positive")
+
     def _one_setting(self, default: Any, **names: Any) -> Any:
         """The value of a setting that has several names (ours and Serket's): the one
         given, or `default`; two given with different values are an error."""
@@ -247,21 +263,18 @@ class VAE(Module):
                 f"a BCE reconstruction needs observations in [0, 1], got values in "
                 f"[{observations.min():g}, {observations.max():g}]: scale them or use loss='mse'"
             )
-        if backward is not None and backward.shape != (n, self.latent_dim):
-            raise ValueError(
-                f"prior means from above must have shape {(n, self.latent_dim)}, "
-                f"got {backward.shape}"
-            )
+        if backward is not None:
+            self._check_prior(backward, n)
         device = self._device(ctx)
         if self.net_ is None:
             self._build(input_dim, device)
         x = self._prepared(observations, device, reuse=True)  # (N, D)
-        prior_mean = (
+        prior = (
             torch.zeros(n, self.latent_dim, device=device)
             if backward is None
             else torch.tensor(backward, dtype=torch.float32, device=device)
-        )  # (N, L)
-        losses = self._train(ctx.data_parallel(self.net_), self.optimizer_, x, prior_mean, ctx)
+        )  # (N, L) means, or (N, 2L) means and variances
+        losses = self._train(ctx.data_parallel(self.net_), self.optimizer_, x, prior, ctx)
         z, x_hat = self._encode_all(self.net_, x, _reconstructed_rows(n, ctx))
         return Update(
             forward=z,
@@ -330,7 +343,7 @@ class VAE(Module):
         net: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         x: torch.Tensor,
-        prior_mean: torch.Tensor,
+        prior: torch.Tensor,
         ctx: UpdateContext,
     ) -> np.ndarray:
         """Runs `itr` epochs; returns per-epoch mean (loss, reconstruction, KL) per element,
@@ -360,7 +373,7 @@ class VAE(Module):
                 seen = batch if copies is None else copies[copy_of[index], index]
                 output, mean, logvar = net(seen, noise)
                 reconstruction = reconstruction_error(output, batch, self.loss, probabilities)
-                kl = kl_to_prior(mean, logvar, prior_mean[index])
+                kl = kl_to_prior(mean, logvar, prior[index])
                 loss = (reconstruction + self.alpha * kl) / divisor
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -63,9 +63,24 @@ class PairEncoder(nn.Module):
         return torch.cat([mean, logvar], dim=1)
 
 
-def kl_to_prior(mean: torch.Tensor, logvar: torch.Tensor, prior_mean: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, diag exp(logvar)) || N(prior_mean, I)), summed over the batch."""
-    return 0.5 * ((mean - prior_mean).square() + logvar.exp() - 1.0 - logvar).sum()
+def kl_to_prior(mean: torch.Tensor, logvar: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, diag exp(logvar)) || prior), summed over the batch.
+
+    prior: (B, L) means, the prior N(mean_k, I) of Serket's tutorial; or (B, 2L) means
+    then variances, the class Gaussian N(mean_k, diag var_k) of Inter-GMM+VAE."""
+    latent = mean.shape[1]
+    if prior.shape[1] == latent:
+        return 0.5 * ((mean - prior).square() + logvar.exp() - 1.0 - logvar).sum()
+    prior_mean, prior_var = prior[:, :latent], prior[:, latent:]
+    return (
+        0.5
+        * (
+            prior_var.log()
+            - logvar
+            + (logvar.exp() + (mean - prior_mean).square()) / prior_var
+            - 1.0
+        ).sum()
+    )
 
 
 def reconstruction_error(

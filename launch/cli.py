@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 import runtime as srk
-from actors.gmm import ALGORITHMS
+from actors.gmm import ALGORITHMS, MESSAGES
 from launch import (
     bench,
     bench_data_parallel,
@@ -89,6 +89,13 @@ def _add_model_flags(
         type=float,
         default=defaults.kl_weight,
         help="the VAE's alpha: weight of the KL term to the GMM's class mean",
+    )
+    parser.add_argument(
+        "--vae-prior",
+        choices=MESSAGES,
+        default=defaults.vae_prior,
+        help="the VAE's prior from the GMM: N(class mean, I) (Serket's) or the class's "
+        "Gaussian N(mean, diag var) (Inter-GMM+VAE's)",
     )
     if not image_flags:
         return
@@ -185,6 +192,7 @@ def _settings(args: argparse.Namespace) -> recipes.TutorialSettings:
         vae_threads=getattr(args, "vae_threads", None),
         gmm_shards=getattr(args, "shards", 1),
         vae_shards=getattr(args, "vae_shards", 1),
+        vae_prior=getattr(args, "vae_prior", "mean"),
     )
 
 
@@ -559,8 +567,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_flags(quality, image_flags=False)  # it always runs both; --gmm: the main one
     quality.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     quality.add_argument("--out", type=Path, default=Path("runs/bench-quality"))
+    quality.add_argument(
+        "--only",
+        nargs="+",
+        choices=bench_quality.CONFIGURATIONS,
+        default=bench_quality.CONFIGURATIONS,
+        metavar="CONFIGURATION",
+        help=f"run only these configurations (default: all of {bench_quality.CONFIGURATIONS})",
+    )
     quality.set_defaults(  # both pixel settings run; the deskewed one is the main
-        deskew=True, run=lambda args: bench_quality.run(_settings(args), args.seeds, args.out)
+        deskew=True,
+        run=lambda args: bench_quality.run(_settings(args), args.seeds, args.out, only=args.only),
     )
     parallel = commands.add_parser(
         "bench-data-parallel",

@@ -38,6 +38,8 @@ class TutorialSettings:
     One leaves a core to everything else on a small machine (README, overhead).
     gmm_shards: actors the GMM's elements are split over (docs/sharding.md).
     vae_shards: actors the VAE is trained over, data-parallel (docs/sharding.md).
+    vae_prior: the GMM's message to the VAE (`gmm.MESSAGES`): "mean", the prior
+    N(class mean, I) of Serket's tutorial, or "gaussian", the class's own Gaussian.
     """
 
     rounds: int = 5
@@ -54,6 +56,7 @@ class TutorialSettings:
     vae_threads: int | None = None
     gmm_shards: int = 1
     vae_shards: int = 1
+    vae_prior: str = "mean"
 
 
 def tutorial_vae(settings: TutorialSettings) -> vae.VAE:
@@ -79,6 +82,7 @@ def tutorial_gmm(labels: np.ndarray | str | None, settings: TutorialSettings) ->
         category=labels,
         seed=settings.seed,
         num_threads=settings.gmm_threads,
+        message=settings.vae_prior,
         shards=settings.gmm_shards,
     )
 

@@ -31,7 +31,7 @@ FORMAT_VERSION = 1
 # so a checkpoint folder shared with other files is safe.
 _OWN_FILE = re.compile(
     r"(?P<module>.+)\.r(?P<round>\d{4})\.(s\d{4}\.)?"
-    r"(state\.npz|forward\.msgpack|to\..+\.msgpack)(\.tmp)?"
+    r"(settled\.)?(state\.npz|forward\.msgpack|to\..+\.msgpack)(\.tmp)?"
 )
 
 
@@ -46,7 +46,8 @@ def rows_file(observation: str, intake: int) -> str:
 
 def file_name(module: str, round_: int, what: str, shard: int | None = None) -> str:
     """A checkpoint file's name; `what` is "state.npz", "forward.msgpack" or
-    "to.<receiver>.msgpack" (a backward message); `shard`: a sharded module's part. Unique
+    "to.<receiver>.msgpack" (a backward message), each prefixed "settled." where a
+    peer's settling replaced its round's (`runtime.peers`); `shard`: a sharded module's part. Unique
     per module, round and shard, so a new file never overwrites the committed one it
     replaces."""
     part = "" if shard is None else f"s{shard:04d}."

@@ -174,6 +174,7 @@ class Coordinator:
         name = spec["name"]
         self._check_new(name)
         unknown = [i for i in spec["inputs"] if i not in self._shapes]
+        unknown += [p for p in spec.get("peers", []) if p not in self._modules]
         if unknown:
             raise ModuleError(
                 name, f"connects to {unknown[0]}, which the coordinator does not know"
@@ -182,6 +183,7 @@ class Coordinator:
         config = digest(
             {
                 **{k: spec[k] for k in ("class_path", "params", "inputs")},
+                **({"peers": spec["peers"]} if "peers" in spec else {}),
                 "output_shape": spec["output_shape"][1:],
             }
         )
@@ -243,6 +245,7 @@ class Coordinator:
             "dataset_params": entry.dataset_params,
             "learned": entry.learned,
             "script_class": entry.script_class,
+            "peers": spec.get("peers"),
         }
 
     def _new_group(self, entry: _Entry) -> ShardGroup:
@@ -347,8 +350,20 @@ class Coordinator:
                     ) from None
                 self.restarts += 1
                 self._writes.wait()  # the restart reads the last checkpoint
-                self._start_actor(entry)
+                # The module's own actor, or that of a peer it was talking to.
+                lost_entry = self._modules.get(lost.module, entry)
+                self._start_actor(lost_entry)
                 self._reload_messages()
+                self._restore_peers(entry, lost_entry)
+
+    def _restore_peers(self, entry: _Entry, restarted: _Entry) -> None:
+        """The peers of `entry` (but the one restarted) back to their checkpointed state:
+        the interrupted update runs again from where they all were before it."""
+        for name in entry.spec.get("peers", []):
+            if name != restarted.name:
+                peer = self._modules[name]
+                state = codec.pack(self._store.read_state(self._manifest.modules[name]["state"]))
+                peer.actor.load_state.remote(state)  # before its next call: actor order
 
     def _reload_messages(self) -> None:
         """Messages from the checkpoint: those held on a lost node are gone."""
@@ -376,20 +391,15 @@ class Coordinator:
             )
         if entry.group is not None:
             return self._update_sharded(entry)
+        if entry.spec.get("peers"):
+            return self._update_with_peers(entry)
         round_ = entry.rounds + 1
         began = time.perf_counter()
         inputs = entry.spec["inputs"]
         refs = entry.actor.update.options(num_returns=4 + len(inputs)).remote(
             round_, self._backward.get(name), *(self._forward[i] for i in inputs)
         )
-        try:
-            report, files, state, forward, *backward = cluster.wait(
-                refs, who=name, what=f"update {round_}", timeout_s=self._update_timeout_s
-            )
-        except CallTimeout as timeout:
-            ray.kill(entry.actor)
-            entry.placement = None
-            raise ModuleError(name, f"{timeout.problem}; its actor was stopped") from None
+        report, files, state, forward, *backward = self._wait_update(entry, refs, round_)
         results = codec.unpack(files)
         self._writer.check_names(name, results)
         record = codec.unpack(report)
@@ -408,6 +418,102 @@ class Coordinator:
                 else:
                     self._backward[receiver] = ref
         return codec.pack(record)
+
+    def _wait_update(self, entry: _Entry, refs: list[Any], round_: int) -> list[Any]:
+        """The results of an update; past its deadline, its actor is stopped."""
+        try:
+            return cluster.wait(
+                refs, who=entry.name, what=f"update {round_}", timeout_s=self._update_timeout_s
+            )
+        except CallTimeout as timeout:
+            ray.kill(entry.actor)
+            entry.placement = None
+            raise ModuleError(entry.name, f"{timeout.problem}; its actor was stopped") from None
+
+    def _update_with_peers(self, entry: _Entry) -> bytes:
+        """One update of a module that talks to peers (`runtime.peers`): each peer joins
+        (handed its last inputs by reference), the update asks them its questions, and
+        each peer settles. What the peers settled on replaces their last round's state
+        and messages, in the same checkpoint as this update, so a resumed run or a
+        restarted actor goes on exactly from it."""
+        name, round_ = entry.name, entry.rounds + 1
+        peers = [self._modules[p] for p in entry.spec["peers"]]
+        for peer in peers:
+            if peer.rounds == 0:
+                raise ModuleError(
+                    name, f"its peer {peer.name} has learned nothing yet: update it first"
+                )
+            self._placement(peer)
+        joined = [
+            peer.actor.join.remote(peer.rounds, *(self._forward[i] for i in peer.spec["inputs"]))
+            for peer in peers
+        ]
+        for peer, ref in zip(peers, joined, strict=True):
+            cluster.wait(ref, who=peer.name, what=f"joining {name}",
+                         timeout_s=self._update_timeout_s)  # fmt: skip
+        placement = self._placement(entry)
+        began = time.perf_counter()
+        refs = entry.actor.update.options(num_returns=4).remote(
+            round_, None, peers=[peer.actor for peer in peers]
+        )
+        report, files, state, forward = self._wait_update(entry, refs, round_)
+        settling = [
+            peer.actor.settle.options(num_returns=4 + len(peer.spec["inputs"])).remote(peer.rounds)
+            for peer in peers
+        ]
+        settled = [
+            cluster.wait(
+                refs_,
+                who=peer.name,
+                what=f"settling after {name}",
+                timeout_s=self._update_timeout_s,
+            )
+            for peer, refs_ in zip(peers, settling, strict=True)
+        ]
+        results = codec.unpack(files)
+        self._writer.check_names(name, results)
+        peer_results, checkpoint = {}, {}
+        for peer, refs_, (_report, peer_files, peer_state, *messages) in zip(
+            peers, settling, settled, strict=True
+        ):
+            peer_results[peer.name] = codec.unpack(peer_files)
+            self._writer.check_names(peer.name, peer_results[peer.name])
+            checkpoint |= self._amend(peer, peer_state, messages)
+            self._forward[peer.name] = refs_[3]
+            for receiver, ref, message in zip(peer.spec["inputs"], refs_[4:], messages[1:],
+                                              strict=True):  # fmt: skip
+                if receiver in self._modules and message is not None:
+                    self._backward[receiver] = ref
+        record = codec.unpack(report)
+        record["wall_seconds"] = time.perf_counter() - began
+        record["node_ip"] = placement["node_ip"]
+        commit = self._record(entry, round_, record, state, forward, {}, checkpoint)
+
+        def write() -> None:
+            for peer in peers:
+                self._writer.write_round(peer.name, peer.rounds, peer_results[peer.name])
+            self._write_update(name, round_, results, commit)
+
+        self._writes.submit(write)
+        entry.rounds = round_
+        self._forward[name] = refs[3]
+        return codec.pack(record)
+
+    def _amend(self, peer: _Entry, state: codec.Wire, messages: list[Any]) -> dict[str, Any]:
+        """A settled peer's state and messages (forward, then one backward per input) in
+        the manifest, in place of its last round's; returns the checkpoint files."""
+
+        def settled(what: str) -> str:
+            return file_name(peer.name, peer.rounds, f"settled.{what}")
+
+        saved = self._manifest.modules[peer.name]
+        saved["state"], saved["forward"] = settled("state.npz"), settled("forward.msgpack")
+        files = {saved["state"]: state_bytes(codec.unpack(state)), saved["forward"]: messages[0]}
+        for receiver, message in zip(peer.spec["inputs"], messages[1:], strict=True):
+            if receiver in self._modules and message is not None:
+                files[settled(f"to.{receiver}.msgpack")] = message
+                self._manifest.backward[receiver] = settled(f"to.{receiver}.msgpack")
+        return files
 
     def _sources_unread(self, entry: _Entry) -> list[_Entry]:
         """The inputs of `entry` that are sources (modules of no inputs, which make their
@@ -494,13 +600,15 @@ class Coordinator:
         state: codec.Wire,
         forward: codec.Wire,
         backward: dict[str, codec.Wire | None],
+        other_files: dict[str, Any] | None = None,
     ) -> Callable[[], None]:
         """Record the update in the manifest; returns the job that writes the checkpoint
-        (of the manifest as it is now: later updates change it)."""
+        (of the manifest as it is now: later updates change it). other_files: checkpoint
+        files the manifest names already (settled peers'), written with it."""
         manifest = self._manifest
         state_file = file_name(entry.name, round_, "state.npz")
         forward_file = file_name(entry.name, round_, "forward.msgpack")
-        files = {forward_file: forward}
+        files = {**(other_files or {}), forward_file: forward}
         manifest.modules[entry.name] = {
             "config": entry.config,
             "rounds": round_,

@@ -24,6 +24,7 @@ from runtime.collective import GroupMember, TorchCollective
 from runtime.errors import MessageError, ModuleError, SerketError
 from runtime.module import Module, Progress, Shard, Solo, Update, UpdateContext, no_progress
 from runtime.output import row_file
+from runtime.peers import PeerCalls
 from runtime.progress import BoardProgress
 
 Mode = Literal["learn", "recognize"]
@@ -85,6 +86,7 @@ class ModuleHost:
     parameters given as a Ray Data dataset, as its blocks (`data_inspection.dataset_parts`).
     learned: the encoded state to start from (a learned module's, Serket's load_dir).
     script_class: the module's class, shipped by Ray, where it cannot be imported.
+    peers: the names of the modules it talks to (`runtime.peers`), in connect order.
     """
 
     def __init__(
@@ -100,8 +102,10 @@ class ModuleHost:
         dataset_params: dict[str, list[dict[str, Any]]] | None = None,
         learned: bytes | None = None,
         script_class: type[Module] | None = None,
+        peers: list[str] | None = None,
     ) -> None:
         self._name = name
+        self._peers = peers or []
         self._board = board
         self._inputs = inputs
         self._output_shape = tuple(output_shape)
@@ -163,11 +167,67 @@ class ModuleHost:
             }
         )
 
-    def update(self, round_: int, backward: Message | None, *inputs: Message) -> tuple[Any, ...]:
+    def update(
+        self, round_: int, backward: Message | None, *inputs: Message, peers: list[Any] = ()
+    ) -> tuple[Any, ...]:
         """Returns encoded messages (`codec.pack_wire`): report, files, state, forward
         message, one backward message per input. A shard returns only its report (the
-        files and state are written) and its messages: see `_written`."""
-        return self._guarded("learn", round_, backward, inputs, None)
+        files and state are written) and its messages: see `_written`. peers: the actors
+        of the modules it talks to, in connect order (`runtime.peers`)."""
+        calls = PeerCalls(self._peers, list(peers)) if peers else None
+        return self._guarded("learn", round_, backward, inputs, None, calls)
+
+    # ---- as the peer of a module that talks to others (`runtime.peers`) --------------
+    def join(self, round_: int, *inputs: codec.Wire) -> None:
+        """Hand the module the inputs of its last update, to answer questions from."""
+        received = [self._received(m, "forward", None) for m in inputs]
+        arrays = [
+            self._fitting(*message, "forward", [tuple(spec["shape"])])
+            for message, spec in zip(received, self._inputs, strict=True)
+        ]
+        self._as_module_error(f"joining after update {round_}",
+                              lambda: self._module.join(arrays, self._context(round_)))  # fmt: skip
+
+    def answer(self, question: str, message: bytes) -> bytes:
+        """The module's answer to a peer's question (both msgpack-encoded named arrays)."""
+        arrays = codec.unpack(message)
+        reply = self._as_module_error(
+            f"answering {question!r}", lambda: self._module.answer(question, arrays)
+        )
+        return codec.pack(reply)
+
+    def settle(self, round_: int) -> tuple[Any, ...]:
+        """After the questions: the module's state and messages, as `update` returns them
+        (they take the place of those of its round `round_`)."""
+        began = time.perf_counter()
+        result = self._as_module_error(
+            f"settling after update {round_}", lambda: self._module.settle(self._context(round_))
+        )
+        self._check(result, self._output_shape)
+        return self._encoded("learn", round_, time.perf_counter() - began, result)
+
+    def _as_module_error(self, what: str, call: Any) -> Any:
+        """call(), its unexpected errors raised as this module's."""
+        try:
+            return call()
+        except SerketError:
+            raise
+        except NotImplementedError as exc:
+            raise ModuleError(self._name, str(exc)) from None
+        except Exception as exc:
+            raise ModuleError(self._name, f"{what} failed: {type(exc).__name__}: {exc}") from exc
+
+    def _context(self, round_: int, **fields: Any) -> UpdateContext:
+        return UpdateContext(
+            module=self._name,
+            round=round_,
+            gpu_ids=[int(i) for i in ray.get_gpu_ids()],
+            progress=self._progress_factory(round_),
+            collective=self._collective,
+            num_cpus=_reserved_cpus(),
+            backward_taken=tuple(bool(spec["is_module"]) for spec in self._inputs),
+            **fields,
+        )
 
     def recognize(
         self, pass_: int, backward: Message | None, category: bytes, *inputs: Message
@@ -183,16 +243,12 @@ class ModuleHost:
         backward: Message | None,
         inputs: tuple[Message, ...],
         category: np.ndarray | None,
+        peers: PeerCalls | None = None,
     ) -> tuple[Any, ...]:
-        try:
-            return self._run(mode, round_, backward, inputs, category)
-        except SerketError:
-            raise
-        except NotImplementedError as exc:
-            raise ModuleError(self._name, str(exc)) from None
-        except Exception as exc:
-            what = f"update {round_}" if mode == "learn" else "recognition"
-            raise ModuleError(self._name, f"{what} failed: {type(exc).__name__}: {exc}") from exc
+        what = f"update {round_}" if mode == "learn" else "recognition"
+        return self._as_module_error(
+            what, lambda: self._run(mode, round_, backward, inputs, category, peers)
+        )
 
     def _payload(self, message: codec.Wire, kind: codec.MessageKind) -> tuple[str, Any]:
         """A whole encoded message's sender and array."""
@@ -227,13 +283,13 @@ class ModuleHost:
         assert self._storage is not None
         return self._storage.read_message(part["message"])
 
-    def _fitting(self, sender: str, payload: Any, kind: str, shape: tuple[int, ...]) -> Any:
-        """The message's array, if it has the shape this module expects."""
+    def _fitting(self, sender: str, payload: Any, kind: str, shapes: list[tuple[int, ...]]) -> Any:
+        """The message's array, if it has a shape this module expects."""
         got = getattr(payload, "shape", None)
-        if got != shape:
+        if got not in shapes:
             raise MessageError(
                 f"{kind} message from {sender} to {self._name} does not fit: "
-                f"array of shape {got}, expected {shape}"
+                f"array of shape {got}, expected {' or '.join(map(str, shapes))}"
             )
         return payload
 
@@ -244,6 +300,7 @@ class ModuleHost:
         backward: Message | None,
         inputs: tuple[Message, ...],
         category: np.ndarray | None,
+        peers: PeerCalls | None,
     ) -> tuple[Any, ...]:
         # Learning covers the rows declared at connect time; recognition covers the novel
         # data, whose element count (the first axis) is its own.
@@ -266,7 +323,7 @@ class ModuleHost:
         cut = rows is not None
         owned = shard.stop - shard.start
         arrays = [
-            self._fitting(*message, "forward", _with_rows(spec["shape"], owned))
+            self._fitting(*message, "forward", [_with_rows(spec["shape"], owned)])
             for message, spec in zip(received, self._inputs, strict=True)
         ]
         del received
@@ -277,20 +334,10 @@ class ModuleHost:
             # it, as a first update does.
             prior = None
         if prior is not None:
-            prior = self._fitting(*prior, "backward", output_shape)
+            prior = self._fitting(*prior, "backward", self._module.backward_shapes(output_shape))
         if category is not None and cut:
             category = category[shard.start : shard.stop]
-        context = UpdateContext(
-            module=self._name,
-            round=round_,
-            gpu_ids=[int(i) for i in ray.get_gpu_ids()],
-            progress=self._progress_factory(round_),
-            category=category,
-            shard=shard,
-            collective=self._collective,
-            num_cpus=_reserved_cpus(),
-            backward_taken=tuple(bool(spec["is_module"]) for spec in self._inputs),
-        )
+        context = self._context(round_, category=category, shard=shard, peers=peers)
         if isinstance(self._collective, TorchCollective):
             self._collective.payload_bytes = 0  # counted per call, for its report
         began = time.perf_counter()

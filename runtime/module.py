@@ -29,6 +29,7 @@ from runtime.errors import ModuleError
 
 if TYPE_CHECKING:
     from runtime.observation import Observation
+    from runtime.peers import PeerCalls
 
 Shape = tuple[int, ...]
 MODES = (None, "learn", "recog")
@@ -138,6 +139,8 @@ class UpdateContext:
     # observation does not), so that a module can skip one nobody receives; () outside
     # an actor: unknown.
     backward_taken: tuple[bool, ...] = ()
+    # A module connected to peers (`Module.connect_peers`): the calls it asks them by.
+    peers: PeerCalls | None = None
 
     @property
     def sharded(self) -> bool:
@@ -252,6 +255,12 @@ class Module:
         """Wire this module to the modules or observations below it (they feed it)."""
         self._handle.connect(inputs)
 
+    def connect_peers(self, *peers: Module) -> None:
+        """Wire this module to modules it talks to rather than reads (a naming game to
+        the agents' classifiers): it receives no forward message from them, and its
+        updates ask them questions instead (`UpdateContext.peers`, `runtime.peers`)."""
+        self._handle.connect_peers(peers)
+
     def update(self, *, write_behind: bool = False) -> dict[str, Any]:
         """Run one update of this module through the coordinator; returns its report.
 
@@ -331,6 +340,11 @@ class Module:
         """
         raise NotImplementedError
 
+    def backward_shapes(self, output_shape: Shape) -> list[Shape]:
+        """The shapes of backward message this module takes: by default its own forward
+        shape (a message about each element's output)."""
+        return [output_shape]
+
     # ---- actor side ---------------------------------------------------------------
     def learn(
         self, inputs: Sequence[np.ndarray], backward: np.ndarray | None, ctx: UpdateContext
@@ -347,6 +361,21 @@ class Module:
         forward message and every backward message must have that many rows too.
         """
         raise NotImplementedError(f"{type(self).__name__} has no recognition mode")
+
+    # ---- as the peer of a module that talks to others (`runtime.peers`) --------------
+    def join(self, inputs: Sequence[np.ndarray], ctx: UpdateContext) -> None:
+        """Get ready to answer questions: `inputs` are those of its last update (its
+        context's round); answers must not change what `state()` returns until `settle`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be a peer of another module")
+
+    def answer(self, question: str, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """The answer to one question (named numbers or numeric arrays)."""
+        raise NotImplementedError(f"{type(self).__name__} answers no questions")
+
+    def settle(self, ctx: UpdateContext) -> Update:
+        """After the questions: make what they led to this module's own, and return its
+        messages and files as an update would (they replace those of its last round)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be a peer of another module")
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything learned so far, as named arrays: checkpointed after every update."""

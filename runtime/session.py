@@ -239,10 +239,16 @@ class Session:
         )  # fmt: skip
 
     def register_module(
-        self, handle: ModuleHandle, inputs: list[str], shape: Shape, learned: bytes | None = None
+        self,
+        handle: ModuleHandle,
+        inputs: list[str],
+        shape: Shape,
+        learned: bytes | None = None,
+        peers: list[str] | None = None,
     ) -> int:
         """Registers the module and starts its actor; returns rounds restored.
-        learned: the encoded state it starts from (Serket's load_dir), if any."""
+        learned: the encoded state it starts from (Serket's load_dir), if any. peers: the
+        modules it talks to (`Module.connect_peers`), if any."""
         module = handle.module
         params, blocks = self._dataset_params(handle.full_name, module.get_params(), shape[0])
         spec = codec.pack(
@@ -251,6 +257,7 @@ class Session:
                 "class_path": class_path(module),
                 "params": params,
                 "inputs": inputs,
+                **({"peers": peers} if peers else {}),
                 "output_shape": list(shape),
                 "shards": module.shards,
                 "resources": {
@@ -435,6 +442,7 @@ class ModuleHandle:
         self.session = current()
         self.full_name = f"module{self.session.next_number():03d}_{module.name}"
         self.inputs: list[ModuleHandle | ObservationHandle] = []
+        self.peers: list[ModuleHandle] = []
         self.output_shape: Shape | None = None
         self.rounds_done = 0
         self.resources = module.resources
@@ -494,10 +502,46 @@ class ModuleHandle:
         self.inputs = handles
         self.output_shape = output_shape
 
+    def connect_peers(self, peers: tuple[Any, ...]) -> None:
+        if self.output_shape is not None:
+            raise ModuleError(
+                self.full_name, "connect() was already called; a module connects once"
+            )
+        if len(peers) < 2:
+            raise ModuleError(self.full_name, "connect_peers() needs two modules or more")
+        handles = []
+        for position, item in enumerate(peers):
+            if not isinstance(item, Module):
+                raise ModuleError(
+                    self.full_name, f"peer {position} is a {type(item).__name__}, not a module"
+                )
+            if item._handle.session is not self.session:
+                raise ModuleError(self.full_name, f"{item.full_name} belongs to another session")
+            if item._handle.output_shape is None:
+                raise ModuleError(
+                    self.full_name, f"{item.full_name} must be connected before it joins as a peer"
+                )
+            if item.shards > 1:
+                raise ModuleError(
+                    self.full_name, f"{item.full_name} has shards; a peer must be one actor"
+                )
+            handles.append(item._handle)
+        if len({h.full_name for h in handles}) < len(handles):
+            raise ModuleError(self.full_name, "connect_peers() got one module twice")
+        try:
+            output_shape = tuple(self.module.output_shape([h.output_shape for h in handles]))
+        except ValueError as exc:
+            raise ModuleError(self.full_name, str(exc)) from None
+        self.rounds_done = self.session.register_module(
+            self, [], output_shape, peers=[h.full_name for h in handles]
+        )
+        self.peers = handles
+        self.output_shape = output_shape
+
     def update(self, *, write_behind: bool = False) -> dict[str, Any]:
         if self.module.source:
             self.ensure_registered()
-        elif not self.inputs:
+        elif not self.inputs and not self.peers:
             raise ModuleError(
                 self.full_name, "update() called before connect(); connect it to its inputs first"
             )

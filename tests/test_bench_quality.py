@@ -29,6 +29,7 @@ def test_quality_benchmark_scores_every_configuration(tmp_path, capsys):
         uncoupled = seed_result["uncoupled"]["per_round"]
         assert len(coupled) == len(uncoupled) == settings.rounds
         assert len(seed_result["coupled, other GMM"]["per_round"]) == settings.rounds
+        assert len(seed_result["coupled, other prior"]["per_round"]) == settings.rounds
         assert len(seed_result["coupled, raw pixels"]["per_round"]) == settings.rounds
         assert len(seed_result["uncoupled, raw pixels"]["per_round"]) == settings.rounds
         # Round 1 is the same model either way: no class means have been sent yet.
@@ -50,5 +51,10 @@ def test_plot_labels_each_curve_with_its_configuration():
     deskewed, raw = bench_quality.PANELS
     # Each panel's reference line is its own PCA + GMM: the median of the two seeds.
     assert baselines == {deskewed: {"PCA + GMM": 0.375}, raw: {"PCA + GMM, raw pixels": 0.25}}
-    assert set(panels[deskewed]) == {"coupled (tutorial)", "coupled, em GMM", "uncoupled"}
+    assert set(panels[deskewed]) == {
+        "coupled (tutorial)",
+        "coupled, gaussian prior",
+        "coupled, em GMM",
+        "uncoupled",
+    }
     assert panels[raw]["coupled, raw pixels"] == [[0.5, 0.75], [0.75, 1.0]]

@@ -37,6 +37,18 @@ def test_well_separated_blobs_are_classified_almost_perfectly(algorithm):
     assert update.files["acc_learn.txt"] == update.metrics["acc"]
 
 
+def test_the_gaussian_message_carries_each_class_mean_and_variances():
+    z, labels = blobs(100, CENTRES, spread=1.0)
+    gmm = GMM(4, category=labels, message="gaussian")
+    update = gmm.learn([z], None, context())
+    classes = np.asarray(update.rows["class_learn.txt"])
+    assert update.backward[0].shape == (400, 12)
+    np.testing.assert_allclose(update.backward[0][:, :6], gmm.params_.means[classes], rtol=1e-5)
+    variances = np.diagonal(gmm.params_.covariances, axis1=1, axis2=2)[classes]
+    np.testing.assert_allclose(update.backward[0][:, 6:], variances, rtol=1e-5)
+    assert 0.5 < np.median(update.backward[0][:, 6:]) < 2.0  # the blobs' unit spread
+
+
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_a_class_prior_from_above_decides_ambiguous_elements(algorithm):
     # Two overlapping classes: the likelihood alone cannot separate them.
@@ -135,6 +147,7 @@ def test_gibbs_draws_match_the_gauss_wishart_posterior():
         ({"K": 3, "itr": -1}, "itr must be"),
         ({"K": 3, "algorithm": "vb"}, "algorithm must be one of"),
         ({"K": 3, "num_threads": 0}, "num_threads must be a positive integer"),
+        ({"K": 3, "message": "variance"}, "message must be one of"),
     ],
 )
 def test_bad_parameters_name_the_module(kwargs, message):

@@ -87,9 +87,25 @@ def test_bce_needs_data_in_unit_range(digits):
     VAE(4, itr=1, loss="mse").learn([digits.images * 255], None, context())
 
 
-def test_prior_means_of_the_wrong_shape_are_refused(digits):
-    with pytest.raises(ValueError, match=r"prior means from above must have shape \(200, 4\)"):
+def test_priors_of_the_wrong_shape_or_variance_are_refused(digits):
+    with pytest.raises(ValueError, match=r"class means \(200, 4\) or means and variances"):
         VAE(4, itr=1).learn([digits.images], np.zeros((200, 3), np.float32), context())
+    with pytest.raises(ValueError, match="class variances from above must be positive"):
+        VAE(4, itr=1).learn([digits.images], np.zeros((200, 8), np.float32), context())
+
+
+def test_kl_to_a_class_gaussian():
+    """With unit variances it is the tutorial's KL; otherwise the closed form by hand:
+    KL(N(0, 1) || N(0, 2)) = (log 2 + 1/2 - 1) / 2 per dimension."""
+    mean, logvar = torch.tensor([[0.5, -1.0]]), torch.tensor([[0.2, -0.3]])
+    prior_mean = torch.tensor([[1.0, 0.0]])
+    unit = kl_to_prior(mean, logvar, prior_mean)
+    assert kl_to_prior(mean, logvar, torch.cat([prior_mean, torch.ones(1, 2)], 1)).item() == (
+        pytest.approx(unit.item())
+    )
+    zero = torch.zeros(1, 2)
+    wide = kl_to_prior(zero, zero, torch.cat([zero, torch.full((1, 2), 2.0)], 1))
+    assert wide.item() == pytest.approx(2 * 0.5 * (np.log(2) + 0.5 - 1))
 
 
 def test_user_networks_by_import_path(digits):

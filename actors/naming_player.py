@@ -1,0 +1,116 @@
+"""One agent's side of the Metropolis-Hastings naming game: its classifier's answers.
+
+The agent keeps its latent variables z and its mixture here, on its own node; what it
+says (a sign per element) and what it answers (how many signs it adopted, its scores)
+are all that leave it. Taniguchi et al. 2023 (Inter-GMM+VAE), per element n:
+
+* speak: a sign drawn from the agent's posterior P(class | z_n, its mixture);
+* listen: the speaker's sign s adopted over the agent's own sign c with probability
+  min(1, N(z_n | mu_s, Sigma_s) / N(z_n | mu_c, Sigma_c)) (the MH ratio of the agent's own
+  class densities), then the mixture re-estimated from z and the signs now held.
+
+The re-estimate is the Gauss-Wishart posterior mean given those signs (the weak prior of
+the agent's Gibbs GMM, `mixture_gibbs`), which keeps a class no element holds finite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from actors import mixture, mixture_gibbs
+from runtime.metrics import classification_scores
+
+MODES = ("mh", "none", "all")  # the game, no communication, every sign accepted
+
+
+def acceptance(
+    log_density: np.ndarray, own: np.ndarray, proposed: np.ndarray, uniform: np.ndarray, mode: str
+) -> np.ndarray:
+    """Which proposed signs a listener adopts, per element (bool).
+
+    log_density: the listener's log N(z_n | class k) (N, K); own, proposed: its signs and
+    the speaker's (N,); uniform: one draw in [0, 1) per element. "mh": u < min(1, ratio);
+    "all": every sign; "none": none.
+    """
+    if mode == "all":
+        return np.ones(len(own), dtype=bool)
+    if mode == "none":
+        return np.zeros(len(own), dtype=bool)
+    rows = np.arange(len(own))
+    log_ratio = log_density[rows, proposed] - log_density[rows, own]
+    return uniform < np.exp(np.minimum(log_ratio, 0.0))
+
+
+@dataclass
+class Player:
+    """An agent in one game: z (N, d), its mixture, the signs it holds (N,)."""
+
+    z: np.ndarray
+    params: mixture.MixtureParams
+    signs: np.ndarray
+    data: mixture_gibbs.GibbsData  # z's statistics and the prior of the re-estimates
+    labels: np.ndarray | None  # only to score the signs it holds
+    seed: list[int]  # its seed and round: every draw of the game repeats on a re-run
+
+    @classmethod
+    def of(
+        cls, z: np.ndarray, params: mixture.MixtureParams, labels: np.ndarray | None,
+        seed: list[int],
+    ) -> Player:  # fmt: skip
+        """An agent that starts holding its most probable class for each element."""
+        responsibilities, _ = mixture.e_step(z, params, None)
+        signs = responsibilities.argmax(axis=1)
+        return cls(z, params, signs, mixture_gibbs.GibbsData.of(z), labels, seed)
+
+    def answer(self, question: str, arrays: Mapping[str, Any]) -> dict[str, Any]:
+        if question == "speak":
+            return {"signs": self.speak(int(arrays["iteration"]))}
+        if question == "listen":
+            signs = np.asarray(arrays["signs"])
+            accepted = self.listen(signs, int(arrays["iteration"]), str(arrays["mode"]))
+            return {"accepted": accepted, **self.scores()}
+        if question == "signs":
+            return {"signs": self.signs.astype(np.int32), **self.scores()}
+        raise ValueError(f"the naming game asks 'speak', 'listen' or 'signs', not {question!r}")
+
+    def speak(self, iteration: int) -> np.ndarray:
+        """A sign per element, drawn from P(class | z, mixture) (int32)."""
+        responsibilities, _ = mixture.e_step(self.z, self.params, None)
+        rng = np.random.default_rng([*self.seed, iteration, 1])
+        cumulative = np.cumsum(responsibilities, axis=1)
+        uniform = rng.random(len(self.z))[:, None] * cumulative[:, -1:]
+        signs = np.minimum((cumulative < uniform).sum(axis=1), len(self.params.means) - 1)
+        return signs.astype(np.int32)
+
+    def listen(self, proposed: np.ndarray, iteration: int, mode: str) -> int:
+        """Adopt signs by `acceptance`, re-estimate the mixture; returns how many."""
+        k = len(self.params.means)
+        if proposed.shape != self.signs.shape or proposed.min() < 0 or proposed.max() >= k:
+            raise ValueError(f"signs must be {len(self.signs)} classes in 0..{k - 1}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        log_density = mixture.log_gaussian(self.z, self.params.means, self.params.covariances)
+        uniform = np.random.default_rng([*self.seed, iteration, 2]).random(len(self.z))
+        adopted = acceptance(log_density, self.signs, proposed, uniform, mode)
+        self.signs = np.where(adopted, proposed, self.signs)
+        self.params = self.reestimated()
+        return int(adopted.sum())
+
+    def reestimated(self) -> mixture.MixtureParams:
+        """The mixture given z and the signs held: the posterior mean of each class."""
+        k = len(self.params.means)
+        stats = mixture_gibbs.class_statistics(self.data.features, self.signs, k)
+        centred = mixture_gibbs.posterior_mean(
+            mixture_gibbs.posterior(stats, self.data.prior), self.data.prior
+        )
+        return replace(centred, means=centred.means + self.data.origin)
+
+    def scores(self) -> dict[str, float]:
+        """Accuracy, NMI and ARI of the signs held (none without labels)."""
+        if self.labels is None:
+            return {}
+        return classification_scores(self.labels, self.signs)
