@@ -60,3 +60,24 @@ def plot_accuracy_per_round(
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def plot_panels(
+    panels: dict[str, dict[str, list[float]]], xlabel: str, ylabel: str, path: Path
+) -> Path:
+    """One panel per title, a line per label over x = 1, 2, ...; a shared y range [0, 1]."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for axis, (title, curves) in zip(axes[0], panels.items(), strict=True):
+        for label, values in curves.items():
+            style = "--" if label.startswith("acceptance") else "-"
+            axis.plot(range(1, len(values) + 1), values, style, marker="o", ms=3, label=label)
+        axis.set_title(title)
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel(ylabel)
+        axis.set_ylim(0, 1.02)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -59,7 +59,7 @@ class TutorialSettings:
     vae_prior: str = "mean"
 
 
-def tutorial_vae(settings: TutorialSettings) -> vae.VAE:
+def tutorial_vae(settings: TutorialSettings, name: str | None = None) -> vae.VAE:
     """The tutorial's VAE, not yet connected."""
     return vae.VAE(
         settings.latent_dim,
@@ -71,10 +71,13 @@ def tutorial_vae(settings: TutorialSettings) -> vae.VAE:
         seed=settings.seed,
         num_threads=settings.vae_threads,
         shards=settings.vae_shards,
+        name=name,
     )
 
 
-def tutorial_gmm(labels: np.ndarray | str | None, settings: TutorialSettings) -> gmm.GMM:
+def tutorial_gmm(
+    labels: np.ndarray | str | None, settings: TutorialSettings, name: str | None = None
+) -> gmm.GMM:
     """The tutorial's GMM (labels only score it), not yet connected."""
     return gmm.GMM(
         settings.classes,
@@ -84,6 +87,7 @@ def tutorial_gmm(labels: np.ndarray | str | None, settings: TutorialSettings) ->
         num_threads=settings.gmm_threads,
         message=settings.vae_prior,
         shards=settings.gmm_shards,
+        name=name,
     )
 
 

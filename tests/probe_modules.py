@@ -1,12 +1,14 @@
 """Modules for tests of sharded modules: a VAE whose every shard reports its state, and
-a module that does not run sharded."""
+a module that does not run sharded; a GMM that dies in a naming game."""
 
 import dataclasses
 import hashlib
+import os
 import time
 
 import numpy as np
 
+from actors.gmm import GMM
 from actors.vae import VAE
 from runtime import Module
 
@@ -44,3 +46,24 @@ class Whole(Module):
     def __init__(self, latent_dim=2, shards=1, name=None):
         super().__init__(name, shards=shards)
         self.latent_dim = latent_dim
+
+
+class DyingGMM(GMM):
+    """A GMM whose actor's process exits the first time it is asked to listen in a naming
+    game at round `die_at` (a file at `marker` remembers that it did, across restarts)."""
+
+    def __init__(self, K, category=None, seed=0, message="mean", marker="", die_at=2,
+                 name=None):  # fmt: skip
+        super().__init__(K, category=category, seed=seed, message=message, name=name)
+        self.marker = marker
+        self.die_at = die_at
+
+    def join(self, inputs, ctx):
+        super().join(inputs, ctx)
+        self._round = ctx.round
+
+    def answer(self, question, arrays):
+        if question == "listen" and self._round == self.die_at and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)
+        return super().answer(question, arrays)

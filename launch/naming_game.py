@@ -1,0 +1,118 @@
+"""The naming game on the tutorial digits: agents that see the same digits differently.
+
+Agent i sees every digit rotated by i x 45 degrees (agent 0 as they are, agent 1 at 45
+degrees, as in the Inter-GMM+VAE code; a third at 90), learns with its own VAE and GMM,
+on its own node where the cluster has one per agent, and the agents' GMMs play the
+naming game (`actors.naming`) after each round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+import runtime as srk
+from actors import naming
+from launch import plots, recipes
+
+DEGREES_PER_AGENT = 45.0
+
+
+@dataclass(frozen=True)
+class GameSettings:
+    """agents: how many; mode, topology, iterations: the game's (`actors.naming`).
+    model: each agent's VAE and GMM. Raw pixels (no deskewing: it would straighten the
+    rotated views too) and the class-Gaussian prior of Inter-GMM+VAE by default."""
+
+    agents: int = 2
+    mode: str = "mh"
+    topology: str = "ring"
+    iterations: int = 20
+    model: recipes.TutorialSettings = field(
+        default_factory=lambda: recipes.TutorialSettings(deskew=False, vae_prior="gaussian")
+    )
+
+
+def rotated(images: np.ndarray, degrees: float, side: int = 28) -> np.ndarray:
+    """Square images (N, side*side) in [0, 1], each turned by `degrees` about its centre."""
+    if degrees == 0:
+        return images
+    squares = images.reshape(-1, side, side)
+    turned = ndimage.rotate(squares, degrees, axes=(1, 2), reshape=False, order=1)
+    return np.clip(turned, 0.0, 1.0).reshape(len(images), -1).astype(images.dtype)
+
+
+def agent_views(images: np.ndarray, agents: int) -> list[np.ndarray]:
+    """What each agent sees: the digits turned by i x 45 degrees for agent i."""
+    return [rotated(images, i * DEGREES_PER_AGENT) for i in range(agents)]
+
+
+@dataclass
+class Agents:
+    """The agents' models and the game that connects them."""
+
+    vaes: list[srk.Module]
+    gmms: list[srk.Module]
+    game: naming.NamingGame
+
+    def modules(self) -> list[srk.Module]:
+        """In a round's order: each agent's VAE then GMM, then the game."""
+        pairs = [m for vae, gmm in zip(self.vaes, self.gmms, strict=True) for m in (vae, gmm)]
+        return [*pairs, self.game]
+
+
+def build(
+    views: Sequence[np.ndarray],
+    labels: np.ndarray | None,
+    settings: GameSettings,
+    placement: Mapping[int, Mapping[str, Any]] | None = None,
+) -> Agents:
+    """One VAE -> GMM per view and the game over the GMMs, in the current session.
+    placement: per agent index, `Module.place` keyword arguments for both its modules."""
+    vaes, gmms = [], []
+    for i, view in enumerate(views):
+        model = replace(settings.model, seed=settings.model.seed + 1000 * i)
+        vae = recipes.tutorial_vae(model, name=f"vae_{i}")
+        gmm = recipes.tutorial_gmm(labels, model, name=f"gmm_{i}")
+        for module in (vae, gmm):
+            if placement and i in placement:
+                module.place(**placement[i])
+        vae.connect(srk.Observation(view))
+        gmm.connect(vae)
+        vaes.append(vae)
+        gmms.append(gmm)
+    game = naming.NamingGame(settings.iterations, settings.mode, settings.topology)
+    game.connect(*gmms)
+    return Agents(vaes, gmms, game)
+
+
+def agent_placement(agents: int) -> dict[int, dict[str, Any]]:
+    """Agent i on the nodes that advertise the custom resource agent<i> (`ray start
+    --resources '{"agent0": 1}'`); its two modules ask for a hundredth each."""
+    return {i: {"resources": {f"agent{i}": 0.01}} for i in range(agents)}
+
+
+def round_reports(history: Sequence[Mapping[str, Any]], game: str) -> list[dict[str, float]]:
+    """The game's metrics per round, from the run's history."""
+    return [dict(r["metrics"]) for r in history if r["module"] == game and r["mode"] == "learn"]
+
+
+def curves(per_round: Sequence[Mapping[str, float]], agents: int) -> dict[str, list[float]]:
+    """ARI per agent, kappa and acceptance per agent, per round."""
+    lines = {f"ARI, agent {i}": [r.get(f"ari_{i}", np.nan) for r in per_round]
+             for i in range(agents)}  # fmt: skip
+    lines["kappa"] = [r["kappa"] for r in per_round]
+    lines |= {f"acceptance, agent {i}": [r[f"acceptance_{i}"] for r in per_round]
+              for i in range(agents)}  # fmt: skip
+    return lines
+
+
+def plot(panels: Mapping[str, Sequence[Mapping[str, float]]], agents: int, path: Path) -> Path:
+    """Per panel title (a run, a mode), its `curves`."""
+    lines = {title: curves(per_round, agents) for title, per_round in panels.items()}
+    return plots.plot_panels(lines, "round", "ARI / kappa / acceptance", path)

@@ -1,0 +1,181 @@
+"""The naming game: two agents on two simulated nodes exchange only signs, the MH rule
+on a case computed by hand, the three modes, and a game interrupted (actor killed,
+session resumed) that ends as an uninterrupted one does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import runtime as srk
+from actors import naming
+from actors.gmm import GMM
+from actors.naming_player import acceptance
+from actors.vae import VAE
+from launch import naming_game
+from runtime import codec
+from runtime.checkpoint import CheckpointStore
+from runtime.storage import Folder
+from tests.probe_modules import DyingGMM
+
+N, LATENT, ROUNDS, ITERATIONS = 100, 8, 2, 2
+
+
+def test_the_acceptance_rule_on_a_case_computed_by_hand():
+    # Listener densities p(z_n | class) for classes 0 and 1, per element.
+    density = np.array([[0.2, 0.1], [0.2, 0.1], [0.1, 0.4], [0.3, 0.3]])
+    own = np.array([0, 0, 0, 1])
+    proposed = np.array([1, 1, 1, 0])
+    uniform = np.array([0.4, 0.6, 0.99, 0.0])
+    # Ratios p(z|proposed) / p(z|own): 0.5, 0.5, 4 and 1: accepted iff u < min(1, ratio).
+    adopted = acceptance(np.log(density), own, proposed, uniform, "mh")
+    assert adopted.tolist() == [True, False, True, True]
+    assert acceptance(np.log(density), own, proposed, uniform, "all").all()
+    assert not acceptance(np.log(density), own, proposed, uniform, "none").any()
+
+
+def test_speaker_listener_pairs():
+    assert naming.speaker_listener_pairs(2, "ring") == [(0, 1), (1, 0)]
+    assert naming.speaker_listener_pairs(3, "ring") == [(0, 1), (1, 2), (2, 0)]
+    assert len(naming.speaker_listener_pairs(3, "all-pairs")) == 6
+
+
+def test_bad_settings_name_the_game():
+    with pytest.raises(srk.ModuleError, match="naming: mode must be one of"):
+        naming.NamingGame(mode="maybe")
+    with pytest.raises(srk.ModuleError, match="topology must be one of"):
+        naming.NamingGame(topology="star")
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    """Agent 0's node (the head, with the driver) and agent 1's."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 3, "resources": {"agent0": 1}}
+    )
+    cluster.add_node(num_cpus=2, resources={"agent1": 1})
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="warning")
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def views(digits):
+    images, labels = digits.images[:N], digits.labels[:N]
+    return naming_game.agent_views(images, 2), labels
+
+
+def play(root, views, mode="mh", rounds=ROUNDS, resume=False, dying=None):
+    """Two agents, each on its own node; returns the session's status and the game."""
+    images, labels = views
+    srk.init(root, address="auto", resume=resume, max_restarts=1)
+    gmms = []
+    modules = []
+    for i, view in enumerate(images):
+        vae = VAE(LATENT, itr=1, batch_size=50, seed=i, num_threads=1, name=f"vae_{i}")
+        if dying is not None and i == 1:
+            gmm = DyingGMM(4, category=labels, seed=i, message="gaussian", marker=dying,
+                           name=f"gmm_{i}")  # fmt: skip
+        else:
+            gmm = GMM(4, category=labels, seed=i, message="gaussian", name=f"gmm_{i}")
+        for module in (vae, gmm):
+            module.place(resources={f"agent{i}": 0.01})
+        vae.connect(srk.Observation(view))
+        gmm.connect(vae)
+        gmms.append(gmm)
+        modules += [vae, gmm]
+    game = naming.NamingGame(iterations=ITERATIONS, mode=mode)
+    game.connect(*gmms)
+    reports = naming_game.recipes.run_rounds([*modules, game], rounds)
+    placements = srk.current().placements()
+    status = srk.current().status()
+    srk.shutdown()
+    return reports, placements, status
+
+
+@pytest.fixture(scope="module")
+def reference(two_nodes, views, tmp_path_factory):
+    root = tmp_path_factory.mktemp("reference")
+    return root, play(root, views)
+
+
+def test_two_agents_on_two_nodes_exchange_only_signs(reference):
+    _root, (reports, placements, _status) = reference
+    nodes = {p["module"]: p["node_id"] for p in placements}
+    assert nodes["module000_vae_0"] == nodes["module001_gmm_0"]
+    assert nodes["module003_vae_1"] == nodes["module004_gmm_1"]
+    assert nodes["module000_vae_0"] != nodes["module003_vae_1"]
+    games = [r for r in reports if r["module"] == "module006_naming"]
+    assert len(games) == ROUNDS
+    metrics = games[-1]["metrics"]
+    # Per iteration: 2 speeches and 2 listenings (a sign array each), and both agents'
+    # signs for kappa; then both agents' signs once more. Nothing larger than N signs.
+    sign_messages = ITERATIONS * (2 + 2 + 2) + 2
+    one_sign_array = 4 * N
+    assert metrics["largest_peer_message_bytes"] < one_sign_array + 200
+    assert metrics["largest_peer_message_bytes"] < N * LATENT * 4 / 2  # far below z
+    assert sign_messages * one_sign_array < metrics["bytes_between_peers"]
+    assert metrics["bytes_between_peers"] < sign_messages * (one_sign_array + 200)
+    assert 0.0 < metrics["acceptance_0"] < 1.0 and 0.0 < metrics["acceptance_1"] < 1.0
+    assert -1.0 <= metrics["kappa"] <= 1.0 and 0.0 <= metrics["ari_0"] <= 1.0
+
+
+def test_each_agent_settles_on_its_adopted_signs(reference):
+    root, _ = reference
+    store = CheckpointStore(Folder(root / "checkpoints"))
+    manifest = store.load()
+    for i, (gmm, vae) in enumerate([("module001_gmm_0", "module000_vae_0"),
+                                    ("module004_gmm_1", "module003_vae_1")]):  # fmt: skip
+        adopted = np.loadtxt(root / gmm / "class_game.txt").astype(int)
+        forward = codec.decode(store.read(manifest.modules["module006_naming"]["forward"]))
+        assert (forward.payload[:, i].astype(int) == adopted).all()
+        # The VAE's next prior: the class Gaussian of the sign the agent holds.
+        means = np.load(root / gmm / "model.npz")["means"]
+        prior = codec.decode(store.read(manifest.backward[vae])).payload
+        np.testing.assert_allclose(prior[:, :LATENT], means[adopted], rtol=1e-5)
+        assert prior.shape == (N, 2 * LATENT)
+    per_iteration = np.loadtxt(root / "module006_naming" / "acceptance.txt")
+    assert per_iteration.shape == (ITERATIONS, 2)
+
+
+@pytest.mark.parametrize("mode", ["none", "all"])
+def test_the_comparison_modes(two_nodes, views, tmp_path, mode):
+    reports, _, _ = play(tmp_path, views, mode=mode, rounds=1)
+    metrics = reports[-1]["metrics"]
+    if mode == "none":
+        assert metrics["acceptance_0"] == metrics["acceptance_1"] == 0.0
+        # Nothing said: only each agent's signs, once, for kappa.
+        assert metrics["bytes_between_peers"] < 2 * (4 * N + 200)
+        for gmm in ("module001_gmm_0", "module004_gmm_1"):
+            own = np.loadtxt(tmp_path / gmm / "class_learn.txt")
+            assert (np.loadtxt(tmp_path / gmm / "class_game.txt") == own).all()
+    else:
+        assert metrics["acceptance_0"] == metrics["acceptance_1"] == 1.0
+
+
+def test_a_listener_killed_mid_game_is_restarted_and_ends_as_uninterrupted(
+    reference, views, tmp_path
+):
+    root, _ = reference
+    _, _, status = play(tmp_path, views, dying=str(tmp_path / "died"))
+    assert (tmp_path / "died").exists() and status["restarts"] == 1
+    for gmm in ("module001_gmm_0", "module004_gmm_1"):
+        expected = np.loadtxt(root / gmm / "class_game.txt")
+        assert (np.loadtxt(tmp_path / gmm / "class_game.txt") == expected).all()
+
+
+def test_a_resumed_game_ends_as_uninterrupted(reference, views, tmp_path):
+    root, (reports, _, _) = reference
+    play(tmp_path, views, rounds=ROUNDS - 1)
+    resumed, _, _ = play(tmp_path, views, rounds=ROUNDS, resume=True)
+    assert [r["module"] for r in resumed][-1] == "module006_naming"
+    assert len(resumed) == 5  # the last round's updates only
+    assert resumed[-1]["metrics"]["kappa"] == reports[-1]["metrics"]["kappa"]
+    for gmm in ("module001_gmm_0", "module004_gmm_1"):
+        expected = np.loadtxt(root / gmm / "class_game.txt")
+        assert (np.loadtxt(tmp_path / gmm / "class_game.txt") == expected).all()
