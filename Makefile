@@ -13,7 +13,7 @@ TORCHVISION ?= $(if $(HAS_GPU),torchvision==0.28.0)
 # A run on one machine keeps Ray's traffic on loopback (Ray's single-machine mode).
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: setup debian-packages demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory bench-scale bench-scale-vae bench-data-parallel bench-serket bench-modules lint clean
+.PHONY: setup debian-packages demo test bench bench-models bench-quality bench-gmm bench-messages bench-memory bench-scale bench-scale-vae bench-data-parallel bench-serket bench-modules bench-naming naming-game lint clean
 
 setup: $(VENV)/.installed
 
@@ -49,6 +49,12 @@ bench-serket: setup  ## Serket's scripts, imports changed only: each module's ac
 
 bench-modules: setup  ## Serket's HAC+LDA and VAE+GMM+NN examples, per seed (MODULES_FLAGS=...)
 	$(BIN)/serket-ray bench-modules $(MODULES_FLAGS)
+
+bench-naming: setup  ## the naming game per mode over 3 seeds: final ARI per agent, kappa (NAMING_FLAGS=...)
+	$(BIN)/serket-ray bench-naming $(NAMING_FLAGS)
+
+naming-game: setup  ## two agents (the second sees the digits at 45 degrees) play the MH naming game
+	$(BIN)/serket-ray naming-game --out runs/naming-game --overwrite $(NAMING_FLAGS)
 
 bench-quality: setup  ## accuracy over 5 seeds: coupled/uncoupled x jitter, PCA+GMM, recognition
 	$(BIN)/serket-ray bench-quality $(QUALITY_FLAGS)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import numpy as np
 
 import runtime as srk
 from actors.gmm import ALGORITHMS, MESSAGES
+from actors.naming import TOPOLOGIES
+from actors.naming_player import MODES
 from launch import (
     bench,
     bench_data_parallel,
@@ -21,12 +24,14 @@ from launch import (
     bench_messages,
     bench_models,
     bench_modules,
+    bench_naming,
     bench_quality,
     bench_scale,
     bench_serket,
     data,
     deformed_digits,
     graph,
+    naming_game,
     plots,
     recipes,
     report,
@@ -391,6 +396,57 @@ def run_tutorial(args: argparse.Namespace) -> None:
     say(f"report: {run_report.write(session.output_root)}")
 
 
+def _game_settings(args: argparse.Namespace) -> naming_game.GameSettings:
+    return naming_game.GameSettings(
+        args.agents, getattr(args, "mode", "mh"), args.topology, args.iterations,
+        replace(_settings(args), deskew=False),
+    )  # fmt: skip
+
+
+def _add_game_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = naming_game.GameSettings()
+    parser.add_argument("--agents", type=int, default=defaults.agents,
+                        help="agents; agent i sees the digits turned i x 45 degrees")  # fmt: skip
+    parser.add_argument("--topology", choices=TOPOLOGIES, default=defaults.topology,
+                        help="from three agents: who speaks to whom")  # fmt: skip
+    parser.add_argument("--iterations", type=int, default=defaults.iterations,
+                        help="MH iterations of each game (one game per round)")  # fmt: skip
+    parser.set_defaults(vae_prior=defaults.model.vae_prior)
+
+
+def run_naming(args: argparse.Namespace) -> None:
+    """The naming game on the embedded digits: per round each agent's VAE and GMM, then
+    the game; a table of the game's figures and a plot at the end."""
+    settings = _game_settings(args)
+    digits, _ = data.tutorial_digits()
+    if args.address is None and args.num_cpus is None:
+        args.num_cpus = naming_game.logical_cpus(settings.agents)
+    session = _session(args, resume=args.resume)
+    say = _say(args)
+    say(f"results: {session.output_root}")
+    try:
+        placement = naming_game.agent_placement(settings.agents) if args.place_agents else None
+        views = naming_game.agent_views(digits.images, settings.agents)
+        agents = naming_game.build(views, digits.labels, settings, placement)
+        if not args.resume:
+            run_dir.replace_or_refuse(
+                session.output_root, session.checkpoint_dir, overwrite=args.overwrite
+            )
+        for placed in session.placements():
+            say(f"{placed['module']} on {placed['hostname']} ({placed['node_ip']})")
+        recipes.run_rounds(agents.modules(), settings.model.rounds)
+    finally:
+        srk.shutdown()
+    history = [json.loads(line) for line in
+               (session.output_root / "history.jsonl").read_text().splitlines()]  # fmt: skip
+    per_round = naming_game.round_reports(history, agents.game.full_name)
+    say()
+    say(bench_naming.summary({settings.mode: [per_round]}, settings.agents))
+    figure = naming_game.plot({f"{settings.mode}, {settings.agents} agents": per_round},
+                              settings.agents, session.output_root / "naming.png")  # fmt: skip
+    say(f"\nper round: {figure}")
+
+
 def run_graph_file(args: argparse.Namespace) -> None:
     model = graph.load(args.graph)  # every field and data file checked before Ray starts
     rounds = args.rounds or model.rounds
@@ -470,6 +526,38 @@ def build_parser() -> argparse.ArgumentParser:
     tutorial.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     tutorial.add_argument("--keep-rounds", type=int, metavar="N", help=KEEP_ROUNDS_HELP)
     tutorial.set_defaults(run=run_tutorial)
+
+    game = commands.add_parser(
+        "naming-game", help="agents that see the digits differently play the MH naming game"
+    )
+    _add_model_flags(game, image_flags=False)
+    _add_game_flags(game)
+    game.add_argument("--mode", choices=MODES, default="mh",
+                      help="mh: the game; none: no talk; all: every sign accepted")  # fmt: skip
+    game.add_argument("--place-agents", action="store_true",
+                      help="agent i on the nodes with the custom resource agent<i>")  # fmt: skip
+    _add_cluster_flags(game)
+    _add_output_flags(game)
+    _add_storage_flags(game)
+    game.add_argument("--resume", action="store_true", help="continue the run in --out")
+    game.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    game.set_defaults(run=run_naming, keep_rounds=None)
+    naming_bench = commands.add_parser(
+        "bench-naming", help="the naming game per mode over seeds: final ARI per agent, kappa"
+    )
+    _add_model_flags(naming_bench, image_flags=False)
+    _add_game_flags(naming_bench)
+    naming_bench.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    naming_bench.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    naming_bench.add_argument("--per-class", type=int, default=300,
+                              help="digits of each class the agents see")  # fmt: skip
+    naming_bench.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray")
+    naming_bench.add_argument("--out", type=Path, default=Path("runs/bench-naming"))
+    naming_bench.set_defaults(
+        run=lambda args: bench_naming.run(
+            _game_settings(args), args.seeds, args.modes, args.out, args.num_cpus, args.per_class
+        )
+    )
 
     benchmark = commands.add_parser("bench", help="time the tutorial: Ray actors vs one process")
     _add_model_flags(benchmark)

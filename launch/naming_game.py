@@ -8,6 +8,7 @@ naming game (`actors.naming`) after each round.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -89,6 +90,12 @@ def build(
     game = naming.NamingGame(settings.iterations, settings.mode, settings.topology)
     game.connect(*gmms)
     return Agents(vaes, gmms, game)
+
+
+def logical_cpus(agents: int) -> int:
+    """CPUs an embedded Ray declares for the game: one per module at least (each agent's
+    VAE and GMM ask for one; they update one at a time, so they share the cores)."""
+    return max(os.cpu_count() or 1, 2 * agents)
 
 
 def agent_placement(agents: int) -> dict[int, dict[str, Any]]:

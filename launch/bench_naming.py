@@ -1,0 +1,90 @@
+"""Benchmark of the naming game: final ARI of each agent and kappa, per mode and seed.
+
+Each run is the `naming_game` recipe on the tutorial digits (agent i sees them turned by
+i x 45 degrees), on an embedded Ray, in a fresh session of its own under OUT/MODE-seedS.
+Prints median [min-max] over the seeds per mode, writes the per-seed figures to JSON and
+a plot of the medians per round.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from statistics import median
+
+import numpy as np
+
+import runtime as srk
+from launch import data, naming_game, recipes
+
+
+def one_run(
+    settings: naming_game.GameSettings, images: np.ndarray, labels: np.ndarray, root: Path,
+    num_cpus: int | None,
+) -> list[dict[str, float]]:  # fmt: skip
+    """The game's metrics per round of one run."""
+    shutil.rmtree(root, ignore_errors=True)
+    srk.init(root, num_cpus=num_cpus or naming_game.logical_cpus(settings.agents), display="off")
+    try:
+        agents = naming_game.build(naming_game.agent_views(images, settings.agents), labels,
+                                   settings)  # fmt: skip
+        reports = recipes.run_rounds(agents.modules(), settings.model.rounds)
+    finally:
+        srk.shutdown()
+    return [dict(r["metrics"]) for r in reports if r["module"] == agents.game.full_name]
+
+
+def cell(values: list[float]) -> str:
+    return f"{median(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
+
+
+def summary(results: dict[str, list[list[dict[str, float]]]], agents: int) -> str:
+    """Per mode: each agent's final ARI and the final kappa, over the seeds."""
+    columns = [*(f"ari_{i}" for i in range(agents)), "kappa",
+               *(f"acceptance_{i}" for i in range(agents))]  # fmt: skip
+    lines = [f"{'mode':8}" + "".join(f"{c:>22}" for c in columns)]
+    for mode, runs in results.items():
+        finals = [run[-1] for run in runs]
+        lines.append(f"{mode:8}" + "".join(f"{cell([f[c] for f in finals]):>22}" for c in columns))
+    return "\n".join(lines)
+
+
+def run(
+    settings: naming_game.GameSettings,
+    seeds: list[int],
+    modes: list[str],
+    out: Path,
+    num_cpus: int | None = None,
+    per_class: int = 300,
+) -> None:
+    """per_class: digits of each class the agents see (the tutorial's 300 by default)."""
+    digits, _ = data.tutorial_digits(per_class=per_class)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, list[list[dict[str, float]]]] = {}
+    for mode in modes:
+        for seed in seeds:
+            played = replace(settings, mode=mode, model=replace(settings.model, seed=seed))
+            per_round = one_run(played, digits.images, digits.labels, out / f"{mode}-seed{seed}",
+                                num_cpus)  # fmt: skip
+            results.setdefault(mode, []).append(per_round)
+            final = per_round[-1]
+            print(f"{mode} seed {seed}: kappa {final['kappa']:.3f}  " + "  ".join(
+                f"ARI agent {i} {final[f'ari_{i}']:.3f}" for i in range(settings.agents)
+            ), flush=True)  # fmt: skip
+    print(f"\n{summary(results, settings.agents)}\n(final round; median [min-max] over seeds "
+          f"{seeds}; {settings})")  # fmt: skip
+    (out / "naming.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=1))
+    medians = {
+        mode: [
+            {key: median(run[r][key] for run in runs) for key in runs[0][r]}
+            for r in range(len(runs[0]))
+        ]
+        for mode, runs in results.items()
+    }
+    path = naming_game.plot(
+        {f"{mode} (median of {len(seeds)} seeds)": rounds for mode, rounds in medians.items()},
+        settings.agents, out / "naming.png",
+    )  # fmt: skip
+    print(f"figures per seed: {out / 'naming.json'}; per round: {path}")
