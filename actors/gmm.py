@@ -102,6 +102,7 @@ class GMM(Module):
             )
         self.params_: mixture.MixtureParams | None = None
         self._player: naming_player.Player | None = None  # in a naming game (`actors.naming`)
+        self.games_ = 0  # naming games settled: from the first, its classes are names
 
     def output_shape(self, input_shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         if len(input_shapes) != 1 or len(input_shapes[0]) != 2:
@@ -124,11 +125,13 @@ class GMM(Module):
         z = np.asarray(latents, dtype=np.float64)
         log_prior = None if backward is None else self._log_prior(backward, len(z))
         shard = ctx.shard if ctx.sharded else None
+        # Once its classes are names shared in a naming game, it starts from them alone:
+        # a fresh k-means start would number its classes anew.
         starts = [
             mixture.kmeans_responsibilities(
                 z, self.K, self.seed + 1000 * ctx.round + i, shard, ctx.allreduce
             )
-            for i in range(self.n_init)
+            for i in range(self.n_init if self.games_ == 0 else 0)
         ]
         if self.params_ is not None:
             starts.append(mixture.e_step(z, self.params_, log_prior, ctx.allreduce)[0])
@@ -251,7 +254,9 @@ class GMM(Module):
             raise ValueError("a naming game needs a learned mixture: update the GMM first")
         z = np.asarray(inputs[0], dtype=np.float64)
         category = labels.own_labels(self.category, len(z), ctx)
-        self._player = naming_player.Player.of(z, self.params_, category, [self.seed, ctx.round])
+        self._player = naming_player.Player.of(
+            z, self.params_, category, [self.seed, ctx.round], named=self.games_ > 0
+        )
 
     def answer(self, question: str, arrays: Mapping[str, np.ndarray]) -> dict[str, object]:
         if self._player is None:
@@ -265,6 +270,7 @@ class GMM(Module):
             raise ValueError("settled before the naming game began")
         player, self._player = self._player, None
         self.params_ = player.params
+        self.games_ += int(player.named)  # a game it only spoke in named nothing
         responsibilities, log_likelihood = mixture.e_step(player.z, player.params, None)
         return self._result(
             responsibilities, player.labels, "game", {"log_likelihood": log_likelihood}, ctx,
@@ -299,6 +305,7 @@ class GMM(Module):
             "weights": self.params_.weights,
             "means": self.params_.means,
             "covariances": self.params_.covariances,
+            "games": np.array(self.games_),
         }
 
     def check_learned(
@@ -315,3 +322,4 @@ class GMM(Module):
         self.params_ = mixture.MixtureParams(
             np.array(state["weights"]), np.array(state["means"]), np.array(state["covariances"])
         ) if state else None  # fmt: skip
+        self.games_ = int(state.get("games", 0)) if state else 0

@@ -9,6 +9,14 @@ are all that leave it. Taniguchi et al. 2023 (Inter-GMM+VAE), per element n:
   min(1, N(z_n | mu_s, Sigma_s) / N(z_n | mu_c, Sigma_c)) (the MH ratio of the agent's own
   class densities), then the mixture re-estimated from z and the signs now held.
 
+An agent's first game begins from classes it formed alone, whose numbering is its own:
+no other agent's 3 is its 3. MH alone cannot renumber them (a sign of another numbering
+is improbable under every class but one, and rejected), so, measured, agents that met
+with their own numberings stayed at kappa near 0. So an agent that has never played
+takes the first signs it hears (it has no names yet to weigh them against, as the
+random initial signs of Inter-GMM+VAE's agents have none), and the MH rule decides from
+then on.
+
 The re-estimate is the Gauss-Wishart posterior mean given those signs (the weak prior of
 the agent's Gibbs GMM, `mixture_gibbs`), which keeps a class no element holds finite.
 """
@@ -55,16 +63,18 @@ class Player:
     data: mixture_gibbs.GibbsData  # z's statistics and the prior of the re-estimates
     labels: np.ndarray | None  # only to score the signs it holds
     seed: list[int]  # its seed and round: every draw of the game repeats on a re-run
+    named: bool = True  # whether its signs are names (heard in a game) or its own classes
 
     @classmethod
     def of(
         cls, z: np.ndarray, params: mixture.MixtureParams, labels: np.ndarray | None,
-        seed: list[int],
+        seed: list[int], named: bool = True,
     ) -> Player:  # fmt: skip
-        """An agent that starts holding its most probable class for each element."""
+        """An agent that starts holding its most probable class for each element; named:
+        whether it has played before (else its first listening adopts every sign)."""
         responsibilities, _ = mixture.e_step(z, params, None)
         signs = responsibilities.argmax(axis=1)
-        return cls(z, params, signs, mixture_gibbs.GibbsData.of(z), labels, seed)
+        return cls(z, params, signs, mixture_gibbs.GibbsData.of(z), labels, seed, named)
 
     def answer(self, question: str, arrays: Mapping[str, Any]) -> dict[str, Any]:
         if question == "speak":
@@ -95,7 +105,10 @@ class Player:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         log_density = mixture.log_gaussian(self.z, self.params.means, self.params.covariances)
         uniform = np.random.default_rng([*self.seed, iteration, 2]).random(len(self.z))
-        adopted = acceptance(log_density, self.signs, proposed, uniform, mode)
+        adopted = acceptance(
+            log_density, self.signs, proposed, uniform, mode if self.named else "all"
+        )
+        self.named = True
         self.signs = np.where(adopted, proposed, self.signs)
         self.params = self.reestimated()
         return int(adopted.sum())
