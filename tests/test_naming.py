@@ -34,6 +34,26 @@ def test_the_acceptance_rule_on_a_case_computed_by_hand():
     assert not acceptance(np.log(density), own, proposed, uniform, "none").any()
 
 
+def test_an_agent_new_to_the_game_takes_the_first_signs_it_hears():
+    """Its classes are numbered its own way: the first listening adopts every sign (MH
+    would reject another numbering), the next ones follow the MH rule."""
+    from actors import mixture
+    from actors.naming_player import Player
+
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(-4, 1, (50, 2)), rng.normal(4, 1, (50, 2))])
+    params = mixture.MixtureParams(
+        np.array([0.5, 0.5]), np.array([[-4.0, -4.0], [4.0, 4.0]]), np.stack([np.eye(2)] * 2)
+    )
+    swapped = 1 - Player.of(z, params, None, [0, 1]).signs  # another agent's numbering
+    assert Player.of(z, params, None, [0, 1], named=True).listen(swapped, 0, "mh") < 5
+    newcomer = Player.of(z, params, None, [0, 1], named=False)
+    assert newcomer.listen(swapped, 0, "mh") == 100
+    assert (newcomer.signs == swapped).all()
+    # Its mixture now numbers the classes as the speaker does: the same signs fit.
+    assert newcomer.listen(swapped, 1, "mh") == 100
+
+
 def test_speaker_listener_pairs():
     assert naming.speaker_listener_pairs(2, "ring") == [(0, 1), (1, 0)]
     assert naming.speaker_listener_pairs(3, "ring") == [(0, 1), (1, 2), (2, 0)]
