@@ -28,6 +28,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from actors.naming_player import MODES
 from runtime import Module, ModuleError, Resources, Update, UpdateContext
+from runtime.peers import PeerCalls
 
 TOPOLOGIES = ("ring", "all-pairs")
 SCORES = ("acc", "ari")  # per agent and iteration, in the game's files
@@ -140,8 +141,8 @@ class NamingGame(Module):
         )
 
     @staticmethod
-    def _signs(peers: object, agents: int) -> tuple[np.ndarray, list[dict[str, float]]]:
+    def _signs(peers: PeerCalls, agents: int) -> tuple[np.ndarray, list[dict[str, float]]]:
         """The signs each agent holds (N, agents) and its scores of them."""
-        replies = [peers.ask(i, "signs") for i in range(agents)]  # type: ignore[attr-defined]
+        replies = [peers.ask(i, "signs") for i in range(agents)]
         held = np.stack([np.asarray(r.pop("signs")) for r in replies], axis=1)
         return held, [{k: float(v) for k, v in r.items()} for r in replies]
