@@ -110,6 +110,7 @@ class NamingGame(Module):
         offered = np.maximum(np.bincount(listeners, minlength=agents) * ctx.shard.total, 1)
         scores = {score: np.full((played, agents), np.nan) for score in SCORES}
         kappas = np.zeros(played)
+        held, finals = self._signs(peers, agents) if played == 0 else (None, [])
         progress = ctx.progress(played, "naming-game iterations")
         for iteration in range(played):
             for speaker, listener in pairs:
@@ -119,10 +120,11 @@ class NamingGame(Module):
                 accepted[iteration, listener] += reply["accepted"]
                 for score in SCORES:
                     scores[score][iteration, listener] = reply.get(score, np.nan)
-            kappas[iteration] = mean_kappa(self._signs(peers, agents)[0])[0]
+            held, finals = self._signs(peers, agents)  # the last iteration's are the game's
+            kappas[iteration] = mean_kappa(held)[0]
             progress.update(1)
         progress.close()
-        held, finals = self._signs(peers, agents)
+        assert held is not None
         kappa, pair_kappas = mean_kappa(held)
         rates = accepted / offered  # (iterations, agents)
         metrics = {"kappa": kappa, **pair_kappas, **peers.traffic()}
