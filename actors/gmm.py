@@ -125,18 +125,18 @@ class GMM(Module):
         z = np.asarray(latents, dtype=np.float64)
         log_prior = None if backward is None else self._log_prior(backward, len(z))
         shard = ctx.shard if ctx.sharded else None
-        # Once its classes are names shared in a naming game, it starts from them alone:
-        # a fresh k-means start would number its classes anew.
         starts = [
             mixture.kmeans_responsibilities(
                 z, self.K, self.seed + 1000 * ctx.round + i, shard, ctx.allreduce
             )
-            for i in range(self.n_init if self.games_ == 0 else 0)
+            for i in range(self.n_init)
         ]
         if self.params_ is not None:
             starts.append(mixture.e_step(z, self.params_, log_prior, ctx.allreduce)[0])
         fits = self._fit_chains(z, starts, log_prior, ctx)
         best = max(fits, key=lambda f: f.log_likelihood)
+        if self.games_ > 0:  # its classes are names shared in a naming game: kept
+            best = mixture.renamed(best, starts[-1].argmax(axis=1), ctx.allreduce)
         self.params_ = best.params
         category = labels.own_labels(self.category, len(z), ctx)
         return self._result(

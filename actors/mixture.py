@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.linalg import solve_triangular
+from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 from sklearn.cluster import KMeans
 
@@ -145,6 +146,24 @@ def fit(
             return MixtureFit(params, responsibilities, log_likelihood, iteration)
         previous = log_likelihood
     return MixtureFit(params, responsibilities, log_likelihood, max_iter)
+
+
+def renamed(fit: MixtureFit, names: np.ndarray, reduce: Reduce = ALONE) -> MixtureFit:
+    """The fit with each class renumbered to the name (N,) its elements hold most, over
+    every shard (a Hungarian assignment of classes to names, scipy's): a fresh fit
+    numbers its classes anew, a model whose classes are names shared with other agents
+    (`actors.naming`) keeps them."""
+    k = len(fit.params.weights)
+    overlap = np.zeros((k, k))
+    np.add.at(overlap, (fit.responsibilities.argmax(axis=1), names), 1)
+    _, name_of_class = linear_sum_assignment(reduce({"overlap": overlap})["overlap"], maximize=True)
+    order = np.argsort(name_of_class)  # the name m is class order[m]'s
+    params = fit.params
+    return replace(
+        fit,
+        params=MixtureParams(params.weights[order], params.means[order], params.covariances[order]),
+        responsibilities=fit.responsibilities[:, order],
+    )
 
 
 KMEANS_SAMPLE = 100_000  # elements k-means starts from: all of them up to this many

@@ -93,6 +93,46 @@ def test_later_rounds_keep_the_best_of_warm_start_and_restarts():
     assert second.metrics["log_likelihood"] >= first.metrics["log_likelihood"] - 1e-6
 
 
+def test_a_renamed_fit_takes_the_names_its_classes_hold_most():
+    z, labels = blobs(50, CENTRES, spread=1.0)
+    fit = mixture.fit(z, np.eye(4)[labels], None, max_iter=20, tol=1e-6, reg_covar=1e-6)
+    names = np.array([2, 0, 3, 1])[labels]
+    names[:5] = (names[:5] + 1) % 4  # a few elements disagree: the majority decides
+    named = mixture.renamed(fit, names)
+    np.testing.assert_array_equal(named.responsibilities.argmax(axis=1)[5:], names[5:])
+    for name, label in enumerate([1, 3, 0, 2]):
+        np.testing.assert_array_equal(named.params.means[name], fit.params.means[label])
+        assert named.params.weights[name] == fit.params.weights[label]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_after_a_naming_game_fresh_starts_still_run_and_keep_its_names(algorithm, monkeypatch):
+    """A GMM whose classes are names (games_ > 0) refits from k-means starts as
+    before, renumbered to the names it held."""
+    starts = []
+    kmeans = mixture.kmeans_responsibilities
+
+    def counted_kmeans(*args):
+        starts.append(args)
+        return kmeans(*args)
+
+    monkeypatch.setattr(mixture, "kmeans_responsibilities", counted_kmeans)
+    z, labels = blobs(100, CENTRES, spread=1.0)
+    gmm = GMM(4, algorithm=algorithm, category=labels)
+    gmm.learn([z], None, context(1))
+    assert gmm.params_ is not None
+    names = np.array([3, 1, 0, 2])  # the names a game gave its classes
+    gmm.params_ = mixture.MixtureParams(
+        gmm.params_.weights[names], gmm.params_.means[names], gmm.params_.covariances[names]
+    )
+    held = mixture.e_step(z, gmm.params_, None)[0].argmax(axis=1)
+    gmm.games_ = 1
+    starts.clear()
+    update = gmm.learn([z], None, context(2))
+    assert len(starts) == gmm.n_init
+    assert (update.forward.argmax(axis=1) == held).mean() > 0.95
+
+
 def test_gibbs_is_reproducible_by_seed():
     z, _ = blobs(50, np.array([[0.0, 0.0], [1.5, 0.0], [0.0, 1.5]]), spread=1.0)
     runs = [GMM(3, algorithm="gibbs", seed=s).learn([z], None, context()) for s in (4, 4, 5)]
