@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from runtime.errors import DataError
 from runtime.observation import validated_data
@@ -56,17 +57,35 @@ def ink_blocks(images: np.ndarray, side: int = 28, block: int = 4) -> np.ndarray
 
 def builtin(name: str) -> np.ndarray:
     """Embedded data by name, for graph files: digits, labels and ink blocks of the
-    tutorial's 3,000 digits (``tutorial_*``) or of the other 2,000 (``heldout_*``)."""
+    tutorial's 3,000 digits (``tutorial_*``) or of the other 2,000 (``heldout_*``), and
+    the digits turned by D degrees (``tutorial_digits_at45``: a naming game's second view)."""
     part, _, what = name.partition("_")
-    if part not in ("tutorial", "heldout") or what not in ("digits", "labels", "blocks"):
+    what, _, degrees = what.partition("_at")
+    if (
+        part not in ("tutorial", "heldout")
+        or what not in ("digits", "labels", "blocks")
+        or (degrees and (what != "digits" or not degrees.isdigit()))
+    ):
         raise DataError(
             name,
-            "unknown embedded data; choose {tutorial,heldout}_{digits,labels,blocks}",
+            "unknown embedded data; choose {tutorial,heldout}_{digits,labels,blocks} "
+            "or {tutorial,heldout}_digits_at<degrees>",
         )
     digits = tutorial_digits()[0 if part == "tutorial" else 1]
     if what == "labels":
         return digits.labels
-    return digits.images if what == "digits" else ink_blocks(digits.images)
+    if what == "blocks":
+        return ink_blocks(digits.images)
+    return rotated(digits.images, float(degrees)) if degrees else digits.images
+
+
+def rotated(images: np.ndarray, degrees: float, side: int = 28) -> np.ndarray:
+    """Square images (N, side*side) in [0, 1], each turned by `degrees` about its centre."""
+    if degrees == 0:
+        return images
+    squares = images.reshape(-1, side, side)
+    turned = ndimage.rotate(squares, degrees, axes=(1, 2), reshape=False, order=1)
+    return np.clip(turned, 0.0, 1.0).reshape(len(images), -1).astype(images.dtype)
 
 
 def _read(path: Path) -> np.ndarray:

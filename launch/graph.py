@@ -8,7 +8,9 @@
                                               # read by the actors, never by the driver
     modules:
       - name: vae
-        type: vae                             # vae, gmm, mm, mlda, or class: pkg.file:Class
+        type: vae                             # vae, gmm, mm, mlda, naming (a game
+                                              # connected to classifiers, docs/naming.md),
+                                              # or class: pkg.file:Class
         params: {latent_dim: 18, itr: 200, batch_size: 500}
         connect: [obs]
         place: {resources: {gpu_box: 1}}      # optional: Module.place() arguments
@@ -48,6 +50,7 @@ MODULE_TYPES = {
     "gmm": "actors.gmm:GMM",
     "mm": "actors.mm:MarkovModel",
     "mlda": "actors.mlda:MLDA",
+    "naming": "actors.naming:NamingGame",
 }
 _TOP_FIELDS = {"rounds", "observations", "modules", "order", "recognize"}
 _MODULE_FIELDS = {"name", "type", "class", "params", "connect", "place", "shards"}

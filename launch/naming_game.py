@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 import runtime as srk
 from actors import naming
-from launch import plots, recipes
+from launch import data, plots, recipes
 
 DEGREES_PER_AGENT = 45.0
 
@@ -39,18 +38,9 @@ class GameSettings:
     )
 
 
-def rotated(images: np.ndarray, degrees: float, side: int = 28) -> np.ndarray:
-    """Square images (N, side*side) in [0, 1], each turned by `degrees` about its centre."""
-    if degrees == 0:
-        return images
-    squares = images.reshape(-1, side, side)
-    turned = ndimage.rotate(squares, degrees, axes=(1, 2), reshape=False, order=1)
-    return np.clip(turned, 0.0, 1.0).reshape(len(images), -1).astype(images.dtype)
-
-
 def agent_views(images: np.ndarray, agents: int) -> list[np.ndarray]:
     """What each agent sees: the digits turned by i x 45 degrees for agent i."""
-    return [rotated(images, i * DEGREES_PER_AGENT) for i in range(agents)]
+    return [data.rotated(images, i * DEGREES_PER_AGENT) for i in range(agents)]
 
 
 @dataclass

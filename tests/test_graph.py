@@ -5,9 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from launch import cli, graph
+from actors import naming
+from launch import cli, data, graph
 
-SHIPPED = sorted((Path(graph.__file__).parent / "graphs").glob("*.yaml"))
+GRAPHS = Path(graph.__file__).parent / "graphs"
+SHIPPED = sorted(set(GRAPHS.glob("*.yaml")) - {GRAPHS / "naming_game.yaml"})
 
 GOOD = """
 rounds: 2
@@ -54,6 +56,15 @@ def test_shipped_graph_files_are_valid(path):
     assert model.recognize_data["obs"].shape == (2000, 784)
 
 
+def test_the_shipped_naming_game_graph_joins_two_views_of_the_digits():
+    model = graph.load(GRAPHS / "naming_game.yaml")
+    views = model.observations
+    np.testing.assert_array_equal(views["view_b"], data.rotated(views["view_a"], 45.0))
+    game = model.modules[-1]
+    assert game.cls is naming.NamingGame and game.connect == ["gmm_a", "gmm_b"]
+    assert model.order == ["vae_a", "gmm_a", "vae_b", "gmm_b", "game"]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -70,6 +81,8 @@ def test_shipped_graph_files_are_valid(path):
          r"modules\[1\]: unknown field 'colour'"),
         (("type: vae", "class: nowhere.mod:Thing"), "cannot import the module class"),
         (("latent_dim: 4, ", ""), "module 'vae'.params: VAE needs parameter 'latent_dim'"),
+        (("{file: data.npy}\nmodules", "{builtin: tutorial_labels_at45}\nmodules"),
+         r"observations\[0\].data: tutorial_labels_at45: unknown embedded data"),
     ],
 )  # fmt: skip
 def test_invalid_graph_names_file_module_and_field(folder, change, message):

@@ -12,7 +12,7 @@ from actors import naming
 from actors.gmm import GMM
 from actors.naming_player import acceptance
 from actors.vae import VAE
-from launch import naming_game
+from launch import graph, naming_game
 from runtime import codec
 from runtime.checkpoint import CheckpointStore
 from runtime.storage import Folder
@@ -199,3 +199,49 @@ def test_a_resumed_game_ends_as_uninterrupted(reference, views, tmp_path):
     for gmm in ("module001_gmm_0", "module004_gmm_1"):
         expected = np.loadtxt(root / gmm / "class_game.txt")
         assert (np.loadtxt(tmp_path / gmm / "class_game.txt") == expected).all()
+
+
+AGENT_GRAPH = """
+rounds: 1
+observations:
+  - name: obs
+    data: {file: view.npy}
+modules:
+  - name: vae
+    type: vae
+    params: {latent_dim: 8, itr: 1, batch_size: 50, num_threads: 1, seed: SEED}
+    connect: [obs]
+    place: {resources: {agentSEED: 0.01}}
+  - name: gmm
+    type: gmm
+    params: {K: 4, category: {file: labels.txt}, message: gaussian, seed: SEED}
+    connect: [vae]
+    place: {resources: {agentSEED: 0.01}}
+"""
+
+
+def test_agents_from_their_own_graph_files_play_one_game(two_nodes, views, tmp_path):
+    """Each agent described in a graph file of its own; the game joins them in Python."""
+    images, labels = views
+    agents = []
+    for i, view in enumerate(images):
+        folder = tmp_path / f"agent{i}"
+        folder.mkdir()
+        np.save(folder / "view.npy", view)
+        np.savetxt(folder / "labels.txt", labels, fmt="%d")
+        (folder / "agent.yaml").write_text(AGENT_GRAPH.replace("SEED", str(i)))
+        agents.append(graph.load(folder / "agent.yaml"))
+    srk.init(tmp_path / "run", address="auto")
+    try:
+        built = [graph.build(agent)[1] for agent in agents]
+        game = naming.NamingGame(iterations=ITERATIONS)
+        game.connect(*(modules["gmm"] for modules in built))
+        order = [modules[name] for modules in built for name in ("vae", "gmm")]
+        reports = naming_game.recipes.run_rounds([*order, game], 1)
+        nodes = {p["module"]: p["node_id"] for p in srk.current().placements()}
+    finally:
+        srk.shutdown()
+    vae_0, vae_1 = (modules["vae"].full_name for modules in built)
+    assert nodes[vae_0] != nodes[vae_1]
+    assert reports[-1]["module"] == game.full_name
+    assert reports[-1]["metrics"]["acceptance_0"] > 0.0
