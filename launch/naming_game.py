@@ -32,7 +32,7 @@ class GameSettings:
     agents: int = 2
     mode: str = "mh"
     topology: str = "ring"
-    iterations: int = 20
+    iterations: int = 100
     model: recipes.TutorialSettings = field(
         default_factory=lambda: recipes.TutorialSettings(deskew=False, vae_prior="gaussian")
     )
