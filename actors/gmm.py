@@ -32,7 +32,8 @@ class GMM(Module):
     Gibbs is the default: coupled with the VAE it classified the tutorial digits better
     on every seed measured (README, `make bench-quality`).
     Each update runs from `n_init` k-means++ starts and, after the first round, from the
-    previous round's solution too, and keeps the fit of highest likelihood. itr: Gibbs
+    previous round's solution too, and keeps the fit of highest likelihood (after a
+    naming game, renumbered to the names its classes held: `mixture.renamed`). itr: Gibbs
     sweeps (default 50, where the original samples 100: coupled with the VAE, 50 sweeps
     classified as well in half the time; README), or EM iterations at most (default 100).
     category: true labels, used only to score (accuracy, NMI, ARI), never to learn: an

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed on a cluster node
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from sklearn.decomposition import PCA
 
 
@@ -65,7 +66,8 @@ def plot_accuracy_per_round(
 def plot_panels(
     panels: dict[str, dict[str, list[float]]], xlabel: str, ylabel: str, path: Path
 ) -> Path:
-    """One panel per title, a line per label over x = 1, 2, ...; a shared y range [0, 1]."""
+    """One panel per title, a line per label over x = 1, 2, ...; y from 0 (or below,
+    for a negative value) to 1."""
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for axis, (title, curves) in zip(axes[0], panels.items(), strict=True):
         for label, values in curves.items():
@@ -74,7 +76,9 @@ def plot_panels(
         axis.set_title(title)
         axis.set_xlabel(xlabel)
         axis.set_ylabel(ylabel)
-        axis.set_ylim(0, 1.02)
+        lowest = min((v for c in curves.values() for v in c if np.isfinite(v)), default=0.0)
+        axis.set_ylim(min(0.0, lowest - 0.02), 1.02)  # kappa can be below 0
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds, not halves
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.tight_layout()
