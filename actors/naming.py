@@ -84,7 +84,7 @@ class NamingGame(Module):
                 self.full_name, f"topology must be one of {TOPOLOGIES}, got {topology!r}"
             )
         self.iterations = iterations
-        self.game_mode = mode  # Module's own `mode` is Serket's learn / recog
+        self.mode = mode
         self.topology = topology
 
     def connect(self, *classifiers: Module) -> None:  # type: ignore[override]
@@ -107,7 +107,7 @@ class NamingGame(Module):
             raise ValueError("a naming game runs only connected to its agents (connect())")
         agents = len(peers.names)
         pairs = speaker_listener_pairs(agents, self.topology)
-        played = 0 if self.game_mode == "none" else self.iterations
+        played = 0 if self.mode == "none" else self.iterations
         accepted = np.zeros((played, agents))  # signs adopted per iteration and listener
         listeners = [listener for _, listener in pairs]
         offered = np.maximum(np.bincount(listeners, minlength=agents) * ctx.shard.total, 1)
@@ -119,7 +119,7 @@ class NamingGame(Module):
             for speaker, listener in pairs:
                 signs = peers.ask(speaker, "speak", iteration=iteration)["signs"]
                 reply = peers.ask(listener, "listen", signs=signs, iteration=iteration,
-                                  mode=self.game_mode)  # fmt: skip
+                                  mode=self.mode)  # fmt: skip
                 accepted[iteration, listener] += reply["accepted"]
                 for score in SCORES:
                     scores[score][iteration, listener] = reply.get(score, np.nan)
