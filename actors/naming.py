@@ -84,7 +84,7 @@ class NamingGame(Module):
                 self.full_name, f"topology must be one of {TOPOLOGIES}, got {topology!r}"
             )
         self.iterations = iterations
-        self.mode = mode
+        self.mode = mode  # under its own name, as every parameter (`Module.get_params`)
         self.topology = topology
 
     def connect(self, *classifiers: Module) -> None:  # type: ignore[override]
