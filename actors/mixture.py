@@ -148,33 +148,21 @@ def fit(
     return MixtureFit(params, responsibilities, log_likelihood, max_iter)
 
 
-def names_of_classes(
-    classes: np.ndarray, names: np.ndarray, k: int, reduce: Reduce = ALONE
-) -> np.ndarray:
-    """For each of k classes, the name (0..k-1) its elements (N,) hold most, one to one,
-    over every shard: a Hungarian assignment (scipy's) of the class-name overlaps."""
-    overlap = np.zeros((k, k))
-    np.add.at(overlap, (classes, names), 1)
-    _, name_of_class = linear_sum_assignment(reduce({"overlap": overlap})["overlap"], maximize=True)
-    return name_of_class
-
-
-def renamed_params(params: MixtureParams, name_of_class: np.ndarray) -> MixtureParams:
-    """The mixture with class j moved to index name_of_class[j]."""
-    order = np.argsort(name_of_class)  # the name m is class order[m]'s
-    return MixtureParams(params.weights[order], params.means[order], params.covariances[order])
-
-
 def renamed(fit: MixtureFit, names: np.ndarray, reduce: Reduce = ALONE) -> MixtureFit:
-    """The fit with each class renumbered to the name (N,) its elements hold most: a
-    fresh fit numbers its classes anew, a model whose classes are names shared with
+    """The fit with each class renumbered to the name (N,) its elements hold most, one
+    to one over every shard (a Hungarian assignment of the class-name overlaps, scipy's):
+    a fresh fit numbers its classes anew, a model whose classes are names shared with
     other agents (`actors.naming`) keeps them."""
     k = len(fit.params.weights)
-    name_of_class = names_of_classes(fit.responsibilities.argmax(axis=1), names, k, reduce)
+    overlap = np.zeros((k, k))
+    np.add.at(overlap, (fit.responsibilities.argmax(axis=1), names), 1)
+    _, name_of_class = linear_sum_assignment(reduce({"overlap": overlap})["overlap"], maximize=True)
+    order = np.argsort(name_of_class)  # the name m is class order[m]'s
+    params = fit.params
     return replace(
         fit,
-        params=renamed_params(fit.params, name_of_class),
-        responsibilities=fit.responsibilities[:, np.argsort(name_of_class)],
+        params=MixtureParams(params.weights[order], params.means[order], params.covariances[order]),
+        responsibilities=fit.responsibilities[:, order],
     )
 
 
