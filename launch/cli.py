@@ -416,7 +416,7 @@ def _add_game_flags(parser: argparse.ArgumentParser) -> None:
 
 def run_naming(args: argparse.Namespace) -> None:
     """The naming game on the embedded digits: per round each agent's VAE and GMM, then
-    the game; a table of the game's figures and a plot at the end."""
+    the game; a table of the game's figures and the run's report at the end."""
     settings = _game_settings(args)
     digits, _ = data.tutorial_digits()
     if args.address is None and args.num_cpus is None:
@@ -442,9 +442,7 @@ def run_naming(args: argparse.Namespace) -> None:
     per_round = naming_game.round_reports(history, agents.game.full_name)
     say()
     say(bench_naming.summary({settings.mode: [per_round]}, settings.agents))
-    figure = naming_game.plot({f"{settings.mode}, {settings.agents} agents": per_round},
-                              settings.agents, session.output_root / "naming.png")  # fmt: skip
-    say(f"\nper round: {figure}")
+    say(f"\nreport: {run_report.write(session.output_root, labels=digits.labels)}")
 
 
 def run_graph_file(args: argparse.Namespace) -> None:

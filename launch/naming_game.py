@@ -109,7 +109,10 @@ def curves(per_round: Sequence[Mapping[str, float]], agents: int) -> dict[str, l
     return lines
 
 
-def plot(panels: Mapping[str, Sequence[Mapping[str, float]]], agents: int, path: Path) -> Path:
-    """Per panel title (a run, a mode), its `curves`."""
-    lines = {title: curves(per_round, agents) for title, per_round in panels.items()}
-    return plots.plot_panels(lines, "round", "ARI / kappa / acceptance", path)
+def plot(
+    panels: Mapping[str, Sequence[Mapping[str, float]]], agents: int, path: Path,
+    steps: str = "round",
+) -> Path:  # fmt: skip
+    """Per panel title (a run, a mode), its `curves`; steps: what x counts."""
+    lines = {title: curves(per_step, agents) for title, per_step in panels.items()}
+    return plots.plot_panels(lines, steps, "ARI / kappa / acceptance", path)

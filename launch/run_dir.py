@@ -12,7 +12,7 @@ RUN_FILE = "run.json"  # what a run was started with, so that --resume can rebui
 LATENT_PLOT = "latent_pca.png"
 REPORT_DIR = "report"  # `serket-ray report`: its page, and its figures beside it
 REPORT_PAGE = "report.html"
-REPORT_FIGURES = ("scores_per_round", "loss_", "latent_", "confusion_", "rebuilt_")
+REPORT_FIGURES = ("scores_per_round", "loss_", "latent_", "confusion_", "rebuilt_", "naming_")
 
 
 def replace_or_refuse(root: Path, checkpoint_dir: Path | str, *, overwrite: bool) -> None:

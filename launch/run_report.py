@@ -4,7 +4,8 @@ It reads what a run writes (history.jsonl, placements.json, run.json, the module
 folders), so it works on a finished run and on one still running, whatever model the
 graph held: a module that writes z_learn.txt gets a latent-space plot, one that writes
 class_learn.txt (an MLDA's categories_learn.txt) colours it, loss.txt gives a loss
-curve, x_hat_learn.npy reconstructions. The page embeds its figures (it can be mailed
+curve, x_hat_learn.npy reconstructions, a naming game's metrics its agents' kappa,
+acceptance and ARI per round and per MH iteration. The page embeds its figures (it can be mailed
 or archived alone); the same PNGs lie beside it, for slides and papers.
 """
 
@@ -23,7 +24,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics.cluster import contingency_matrix
 
 from actors import images
-from launch import data, report_figures, run_dir
+from launch import data, naming_game, report_figures, run_dir
 from launch.report import SCORES
 from runtime import data_files, shard_files
 from runtime.errors import DataError
@@ -280,6 +281,52 @@ def _reconstruction_section(
         page.figure(path, f"{folder.name} originals above reconstructions")
 
 
+def _naming_section(page: Page, history: list[dict[str, Any]], root: Path) -> None:
+    """Per naming game (a module reporting kappa and acceptance_0): its figures per round,
+    and per MH iteration of the last game kept."""
+    learned = [r for r in history if r.get("mode", "learn") == "learn"]
+    games = dict.fromkeys(
+        r["module"] for r in learned if {"kappa", "acceptance_0"} <= r["metrics"].keys()
+    )
+    for game in games:
+        per_round = naming_game.round_reports(learned, game)
+        agents = sum(key.startswith("acceptance_") for key in per_round[-1])
+        page.heading(f"{game}: naming game")
+        columns = ["kappa", *(f"{s}_{i}" for s in ("acceptance", "ari") for i in range(agents))]
+        rounds = [r["round"] for r in learned if r["module"] == game]
+        page.table(
+            ["round", *columns],
+            [
+                [n, *(f"{r.get(c, np.nan):.3f}" for c in columns)]
+                for n, r in zip(rounds, per_round, strict=True)
+            ],
+        )
+        path = naming_game.plot({game: per_round}, agents, page.folder / f"naming_{game}.png")
+        page.figure(path, f"{game} per round")
+        kept = _rounds_kept(root / game, "kappa.txt")
+        last = root / game / f"round_{kept[-1]:03d}" if kept else None
+        if last is None or (last / "kappa.txt").stat().st_size == 0:
+            continue  # no game played ("none" mode) or its files not written yet
+        per_iteration = _iterations(last, agents)
+        title, file = f"{game}, round {kept[-1]}", page.folder / f"naming_{game}_iterations.png"
+        path = naming_game.plot({title: per_iteration}, agents, file, "MH iteration")
+        page.figure(path, f"{game} per MH iteration of round {kept[-1]}")
+
+
+def _iterations(folder: Path, agents: int) -> list[dict[str, float]]:
+    """A game's per-iteration files as one record per iteration, as the rounds' reports."""
+    kappa = np.loadtxt(folder / "kappa.txt", ndmin=1)
+    by_agent = {
+        name: np.loadtxt(folder / f"{name}.txt", ndmin=2).reshape(len(kappa), agents)
+        for name in ("acceptance", "ari")
+    }
+    return [
+        {"kappa": float(k), **{f"{name}_{i}": float(values[t, i])
+                               for name, values in by_agent.items() for i in range(agents)}}
+        for t, k in enumerate(kappa)
+    ]  # fmt: skip
+
+
 def _runtime_section(page: Page, history: list[dict[str, Any]], placements: list[dict]) -> None:
     page.heading("Where the modules ran")
     if placements:
@@ -324,6 +371,7 @@ def write(
     _confusion_section(page, modules, true_labels)
     inputs, deskewed = _inputs(settings, source), bool(settings.get("deskew"))
     _reconstruction_section(page, modules, inputs, deskewed, true_labels)
+    _naming_section(page, history, root)
     _runtime_section(page, history, _read_json(root / "placements.json", []))
     temporary = folder / (run_dir.REPORT_PAGE + ".tmp")
     temporary.write_text(page.html(f"serket-ray run: {root.name}"))

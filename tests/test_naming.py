@@ -12,7 +12,7 @@ from actors import naming
 from actors.gmm import GMM
 from actors.naming_player import acceptance
 from actors.vae import VAE
-from launch import graph, naming_game
+from launch import graph, naming_game, run_dir, run_report
 from runtime import codec
 from runtime.checkpoint import CheckpointStore
 from runtime.storage import Folder
@@ -163,6 +163,18 @@ def test_each_agent_settles_on_its_adopted_signs(reference):
     assert per_iteration.shape == (ITERATIONS, 2)
 
 
+def test_the_report_shows_the_game_per_round_and_per_iteration(reference):
+    root, _ = reference
+    page = run_report.write(root)
+    text = page.read_text()
+    assert "module006_naming: naming game" in text
+    assert text.count("<tr>") >= 1 + ROUNDS  # the game's table: a row per round
+    for figure in ("naming_module006_naming", "naming_module006_naming_iterations"):
+        assert (page.parent / f"{figure}.png").stat().st_size > 5_000
+    run_dir.remove_report(root)
+    assert not (root / run_dir.REPORT_DIR).exists()  # its figures are the report's own
+
+
 @pytest.mark.parametrize("mode", ["none", "all"])
 def test_the_comparison_modes(two_nodes, views, tmp_path, mode):
     reports, _, _ = play(tmp_path, views, mode=mode, rounds=1)
@@ -176,6 +188,9 @@ def test_the_comparison_modes(two_nodes, views, tmp_path, mode):
             assert (np.loadtxt(tmp_path / gmm / "class_game.txt") == own).all()
     else:
         assert metrics["acceptance_0"] == metrics["acceptance_1"] == 1.0
+    figures = {p.name for p in run_report.write(tmp_path).parent.glob("naming_*.png")}
+    played = {"none": set(), "all": {"naming_module006_naming_iterations.png"}}[mode]
+    assert figures == {"naming_module006_naming.png", *played}  # no game, no iterations
 
 
 def test_a_listener_killed_mid_game_is_restarted_and_ends_as_uninterrupted(
