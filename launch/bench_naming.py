@@ -51,6 +51,26 @@ def summary(results: dict[str, list[list[dict[str, float]]]], agents: int) -> st
     return "\n".join(lines)
 
 
+def gains_over_none(results: dict[str, list[list[dict[str, float]]]], agents: int) -> str:
+    """Per mode and agent, the final ARI minus that of "none" seed by seed: a run and its
+    "none" run share their seed and so their first round (the game follows it), which
+    tells a gain from the spread between seeds."""
+    if "none" not in results:
+        return ""
+    alone = [run[-1] for run in results["none"]]
+    lines = []
+    for mode, runs in results.items():
+        for i in range(agents) if mode != "none" else ():
+            key = f"ari_{i}"
+            gains = [run[-1][key] - own[key] for run, own in zip(runs, alone, strict=True)]
+            lines.append(
+                f"{mode}, agent {i}: ARI minus none {median(gains):+.3f} "
+                f"[{min(gains):+.3f} to {max(gains):+.3f}], above on {sum(g > 0 for g in gains)} "
+                f"of {len(gains)} seeds"
+            )
+    return "\n".join(lines)
+
+
 def run(
     settings: naming_game.GameSettings,
     seeds: list[int],
@@ -75,6 +95,7 @@ def run(
             ), flush=True)  # fmt: skip
     print(f"\n{summary(results, settings.agents)}\n(final round; median [min-max] over seeds "
           f"{seeds}; {settings})")  # fmt: skip
+    print(gains_over_none(results, settings.agents))
     (out / "naming.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=1))
     medians = {
         mode: [

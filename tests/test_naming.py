@@ -12,7 +12,7 @@ from actors import naming
 from actors.gmm import GMM
 from actors.naming_player import acceptance
 from actors.vae import VAE
-from launch import graph, naming_game, run_dir, run_report
+from launch import bench_naming, graph, naming_game, run_dir, run_report
 from runtime import codec
 from runtime.checkpoint import CheckpointStore
 from runtime.storage import Folder
@@ -58,6 +58,16 @@ def test_speaker_listener_pairs():
     assert naming.speaker_listener_pairs(2, "ring") == [(0, 1), (1, 0)]
     assert naming.speaker_listener_pairs(3, "ring") == [(0, 1), (1, 2), (2, 0)]
     assert len(naming.speaker_listener_pairs(3, "all-pairs")) == 6
+
+
+def test_gains_over_no_communication_are_taken_seed_by_seed():
+    def runs(*aris):
+        return [[{"ari_0": 0.0}, {"ari_0": ari}] for ari in aris]  # the final round counts
+
+    results = {"mh": runs(0.70, 0.60, 0.80), "none": runs(0.65, 0.62, 0.70)}
+    text = bench_naming.gains_over_none(results, agents=1)
+    assert text == "mh, agent 0: ARI minus none +0.050 [-0.020 to +0.100], above on 2 of 3 seeds"
+    assert bench_naming.gains_over_none({"mh": runs(0.7)}, agents=1) == ""
 
 
 def test_bad_settings_name_the_game():
