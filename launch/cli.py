@@ -411,6 +411,8 @@ def _add_game_flags(parser: argparse.ArgumentParser) -> None:
                         help="from three agents: who speaks to whom")  # fmt: skip
     parser.add_argument("--iterations", type=int, default=defaults.iterations,
                         help="MH iterations of each game (one game per round)")  # fmt: skip
+    parser.add_argument("--per-class", type=int, default=300,
+                        help="digits of each class the agents see (500: all shipped)")  # fmt: skip
     parser.set_defaults(vae_prior=defaults.model.vae_prior)
 
 
@@ -418,7 +420,7 @@ def run_naming(args: argparse.Namespace) -> None:
     """The naming game on the embedded digits: per round each agent's VAE and GMM, then
     the game; a table of the game's figures and the run's report at the end."""
     settings = _game_settings(args)
-    digits, _ = data.tutorial_digits()
+    digits, _ = data.tutorial_digits(per_class=args.per_class)
     if args.address is None and args.num_cpus is None:
         args.num_cpus = naming_game.logical_cpus(settings.agents)
     session = _session(args, resume=args.resume)
@@ -547,8 +549,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_game_flags(naming_bench)
     naming_bench.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     naming_bench.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    naming_bench.add_argument("--per-class", type=int, default=300,
-                              help="digits of each class the agents see")  # fmt: skip
     naming_bench.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray")
     naming_bench.add_argument("--out", type=Path, default=Path("runs/bench-naming"))
     naming_bench.set_defaults(
