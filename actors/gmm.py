@@ -33,7 +33,7 @@ class GMM(Module):
     on every seed measured (README, `make bench-quality`).
     Each update runs from `n_init` k-means++ starts and, after the first round, from the
     previous round's solution too, and keeps the fit of highest likelihood (after a
-    naming game, renumbered to the names its classes held: `mixture.renamed`). itr: Gibbs
+    naming game, renumbered to the signs its elements hold: `mixture.renamed`). itr: Gibbs
     sweeps (default 50, where the original samples 100: coupled with the VAE, 50 sweeps
     classified as well in half the time; README), or EM iterations at most (default 100).
     category: true labels, used only to score (accuracy, NMI, ARI), never to learn: an
@@ -104,6 +104,7 @@ class GMM(Module):
         self.params_: mixture.MixtureParams | None = None
         self._player: naming_player.Player | None = None  # in a naming game (`actors.naming`)
         self.games_ = 0  # naming games settled: from the first, its classes are names
+        self.signs_: np.ndarray | None = None  # its elements' names, from its last game
 
     def output_shape(self, input_shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         if len(input_shapes) != 1 or len(input_shapes[0]) != 2:
@@ -137,7 +138,7 @@ class GMM(Module):
         fits = self._fit_chains(z, starts, log_prior, ctx)
         best = max(fits, key=lambda f: f.log_likelihood)
         if self.games_ > 0:  # its classes are names shared in a naming game: kept
-            best = mixture.renamed(best, starts[-1].argmax(axis=1), ctx.allreduce)
+            best = mixture.renamed(best, self._held_names(starts[-1]), ctx.allreduce)
         self.params_ = best.params
         category = labels.own_labels(self.category, len(z), ctx)
         return self._result(
@@ -148,6 +149,14 @@ class GMM(Module):
             ctx,
             {self.model_file: self.state()},
         )
+
+    def _held_names(self, warm_start: np.ndarray) -> np.ndarray:
+        """The name each element holds: the sign it settled on in the last game (its z has
+        moved since, so its last mixture's class may differ), or that class where the
+        game did not see it (data grown since, a checkpoint from before signs were kept)."""
+        if self.signs_ is not None and len(self.signs_) == len(warm_start):
+            return self.signs_
+        return warm_start.argmax(axis=1)
 
     def _fit_chains(
         self,
@@ -270,7 +279,7 @@ class GMM(Module):
         if self._player is None:
             raise ValueError("settled before the naming game began")
         player, self._player = self._player, None
-        self.params_ = player.params
+        self.params_, self.signs_ = player.params, player.signs
         self.games_ += int(player.named)  # a game it only spoke in named nothing
         responsibilities, log_likelihood = mixture.e_step(player.z, player.params, None)
         return self._result(
@@ -307,6 +316,7 @@ class GMM(Module):
             "means": self.params_.means,
             "covariances": self.params_.covariances,
             "games": np.array(self.games_),
+            **({"signs": self.signs_} if self.signs_ is not None else {}),
         }
 
     def check_learned(
@@ -324,3 +334,4 @@ class GMM(Module):
             np.array(state["weights"]), np.array(state["means"]), np.array(state["covariances"])
         ) if state else None  # fmt: skip
         self.games_ = int(state.get("games", 0)) if state else 0
+        self.signs_ = np.array(state["signs"]) if state and "signs" in state else None

@@ -133,6 +133,21 @@ def test_after_a_naming_game_fresh_starts_still_run_and_keep_its_names(algorithm
     assert (update.forward.argmax(axis=1) == held).mean() > 0.95
 
 
+def test_after_a_naming_game_the_signs_its_elements_settled_on_name_its_classes():
+    """Its z move between the game and the refit: the signs held decide the names, not
+    the classes its last mixture gives the moved z; and they survive a checkpoint."""
+    z, labels = blobs(100, CENTRES, spread=1.0)
+    gmm = GMM(4, category=labels)
+    gmm.learn([z], None, context(1))
+    signs = np.array([2, 0, 3, 1])[labels]
+    gmm.games_, gmm.signs_ = 1, signs
+    restored = GMM(4, category=labels)
+    restored.load_state(gmm.state())
+    np.testing.assert_array_equal(restored.signs_, signs)
+    update = restored.learn([z], None, context(2))
+    assert (update.forward.argmax(axis=1) == signs).mean() > 0.95
+
+
 def test_gibbs_is_reproducible_by_seed():
     z, _ = blobs(50, np.array([[0.0, 0.0], [1.5, 0.0], [0.0, 1.5]]), spread=1.0)
     runs = [GMM(3, algorithm="gibbs", seed=s).learn([z], None, context()) for s in (4, 4, 5)]
