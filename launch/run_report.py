@@ -4,9 +4,9 @@ It reads what a run writes (history.jsonl, placements.json, run.json, the module
 folders), so it works on a finished run and on one still running, whatever model the
 graph held: a module that writes z_learn.txt gets a latent-space plot, one that writes
 class_learn.txt (an MLDA's categories_learn.txt) colours it, loss.txt gives a loss
-curve, x_hat_learn.npy reconstructions, a naming game's metrics its agents' kappa,
-acceptance and ARI per round and per MH iteration. The page embeds its figures (it can be mailed
-or archived alone); the same PNGs lie beside it, for slides and papers.
+curve, x_hat_learn.npy reconstructions; a naming game gets its agents' kappa,
+acceptance and ARI per round and per MH iteration. The page embeds its figures (it can
+be mailed or archived alone); the same PNGs lie beside it, for slides and papers.
 """
 
 from __future__ import annotations
@@ -289,18 +289,16 @@ def _naming_section(page: Page, history: list[dict[str, Any]], root: Path) -> No
         r["module"] for r in learned if {"kappa", "acceptance_0"} <= r["metrics"].keys()
     )
     for game in games:
-        per_round = naming_game.round_reports(learned, game)
+        records = [r for r in learned if r["module"] == game]
+        per_round = [r["metrics"] for r in records]
         agents = sum(key.startswith("acceptance_") for key in per_round[-1])
         page.heading(f"{game}: naming game")
         columns = ["kappa", *(f"{s}_{i}" for s in ("acceptance", "ari") for i in range(agents))]
-        rounds = [r["round"] for r in learned if r["module"] == game]
         page.table(
             ["round", *columns],
-            [
-                [n, *(f"{r.get(c, np.nan):.3f}" for c in columns)]
-                for n, r in zip(rounds, per_round, strict=True)
-            ],
-        )
+            [[r["round"], *(f"{r['metrics'].get(c, np.nan):.3f}" for c in columns)]
+             for r in records],
+        )  # fmt: skip
         path = naming_game.plot({game: per_round}, agents, page.folder / f"naming_{game}.png")
         page.figure(path, f"{game} per round")
         kept = _rounds_kept(root / game, "kappa.txt")
