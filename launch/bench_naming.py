@@ -95,7 +95,8 @@ def run(
             ), flush=True)  # fmt: skip
     print(f"\n{summary(results, settings.agents)}\n(final round; median [min-max] over seeds "
           f"{seeds}; {settings})")  # fmt: skip
-    print(gains_over_none(results, settings.agents))
+    if gains := gains_over_none(results, settings.agents):  # only beside a "none" run
+        print(gains)
     (out / "naming.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=1))
     medians = {
         mode: [
