@@ -282,9 +282,10 @@ class GMM(Module):
         self.params_, self.signs_ = player.params, player.signs
         self.games_ += int(player.named)  # a game it only spoke in named nothing
         responsibilities, log_likelihood = mixture.e_step(player.z, player.params, None)
+        per_iteration = {f"naming_{name}.txt": v for name, v in player.per_iteration().items()}
         return self._result(
             responsibilities, player.labels, "game", {"log_likelihood": log_likelihood}, ctx,
-            {self.model_file: self.state()}, classes=player.signs,
+            {self.model_file: self.state(), **per_iteration}, classes=player.signs,
         )  # fmt: skip
 
     def prior_message(self, classes: np.ndarray) -> np.ndarray:

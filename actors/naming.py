@@ -62,7 +62,8 @@ class NamingGame(Module):
     classifier's name in `agents` of the files): acceptance_<i> (the share of signs it
     adopted as listener), acc_<i>, ari_<i> (of the signs it holds, if it has labels), and
     the bytes that crossed between the agents. Files: per iteration, acceptance.txt
-    (iterations x agents), acc.txt, ari.txt and kappa.txt.
+    (iterations x agents), acc.txt, ari.txt and kappa.txt; each agent's classifier
+    writes its own column of them in its folder (`GMM.settle`).
     """
 
     kind = "naming"
@@ -127,6 +128,8 @@ class NamingGame(Module):
             kappas[iteration] = mean_kappa(held)[0]
             progress.update(1)
         progress.close()
+        for i in range(agents) if played else ():  # for each agent's own files
+            peers.ask(i, "kappa", kappa=kappas)
         assert held is not None
         kappa, pair_kappas = mean_kappa(held)
         rates = accepted / offered  # (iterations, agents)

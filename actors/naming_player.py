@@ -24,7 +24,7 @@ the agent's Gibbs GMM, `mixture_gibbs`), which keeps a class no element holds fi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,17 @@ def acceptance(
     return uniform < np.exp(np.minimum(log_ratio, 0.0))
 
 
+@dataclass(frozen=True)
+class Listening:
+    """One sign array an agent heard: the game's iteration, signs adopted and offered,
+    and its scores of the signs it held afterwards."""
+
+    iteration: int
+    adopted: int
+    offered: int
+    scores: dict[str, float]
+
+
 @dataclass
 class Player:
     """An agent in one game: z (N, d), its mixture, the signs it holds (N,)."""
@@ -64,6 +75,8 @@ class Player:
     labels: np.ndarray | None  # only to score the signs it holds
     seed: list[int]  # its seed and round: every draw of the game repeats on a re-run
     named: bool = True  # whether its signs are names (heard in a game) or its own classes
+    heard: list[Listening] = field(default_factory=list)  # its listenings, in order
+    kappa: np.ndarray | None = None  # per iteration, between the agents (the game's)
 
     @classmethod
     def of(
@@ -81,11 +94,19 @@ class Player:
             return {"signs": self.speak(int(arrays["iteration"]))}
         if question == "listen":
             signs = np.asarray(arrays["signs"])
-            accepted = self.listen(signs, int(arrays["iteration"]), str(arrays["mode"]))
-            return {"accepted": accepted, **self.scores()}
+            iteration = int(arrays["iteration"])
+            accepted = self.listen(signs, iteration, str(arrays["mode"]))
+            scores = self.scores()
+            self.heard.append(Listening(iteration, accepted, len(signs), scores))
+            return {"accepted": accepted, **scores}
         if question == "signs":
             return {"signs": self.signs.astype(np.int32), **self.scores()}
-        raise ValueError(f"the naming game asks 'speak', 'listen' or 'signs', not {question!r}")
+        if question == "kappa":
+            self.kappa = np.asarray(arrays["kappa"], dtype=np.float64)
+            return {}
+        raise ValueError(
+            f"the naming game asks 'speak', 'listen', 'signs' or 'kappa', not {question!r}"
+        )
 
     def speak(self, iteration: int) -> np.ndarray:
         """A sign per element, drawn from P(class | z, mixture) (int32)."""
@@ -121,6 +142,26 @@ class Player:
             mixture_gibbs.posterior(stats, self.data.prior), self.data.prior
         )
         return replace(centred, means=centred.means + self.data.origin)
+
+    def per_iteration(self) -> dict[str, np.ndarray]:
+        """Its game per MH iteration it listened in, for its own folder: acceptance (the
+        share of the signs offered to it that it adopted), its scores of the signs it
+        held after its last listening of the iteration, and kappa, if the game said it."""
+        rows: dict[int, list[Listening]] = {}
+        for listening in self.heard:
+            rows.setdefault(listening.iteration, []).append(listening)
+        if not rows:
+            return {}
+        table = {
+            "acceptance": np.array(
+                [sum(h.adopted for h in row) / sum(h.offered for h in row) for row in rows.values()]
+            ),
+            **{name: np.array([row[-1].scores[name] for row in rows.values()])
+               for name in self.heard[-1].scores},
+        }  # fmt: skip
+        if self.kappa is not None:
+            table["kappa"] = self.kappa[list(rows)]
+        return table
 
     def scores(self) -> dict[str, float]:
         """Accuracy, NMI and ARI of the signs held (none without labels)."""

@@ -54,6 +54,33 @@ def test_an_agent_new_to_the_game_takes_the_first_signs_it_hears():
     assert newcomer.listen(swapped, 1, "mh") == 100
 
 
+def test_an_agent_tallies_its_listenings_per_iteration():
+    """With all pairs an agent listens to each other agent in an iteration: its share
+    adopted is over all the signs offered to it, its scores are after the last one."""
+    from actors import mixture
+    from actors.naming_player import Player
+
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(-4, 1, (50, 2)), rng.normal(4, 1, (50, 2))])
+    labels = np.repeat([0, 1], 50)
+    params = mixture.MixtureParams(
+        np.array([0.5, 0.5]), np.array([[-4.0, -4.0], [4.0, 4.0]]), np.stack([np.eye(2)] * 2)
+    )
+    player = Player.of(z, params, labels, [0, 1])
+    own, swapped = player.signs.copy(), 1 - player.signs
+    for iteration, heard in [(0, own), (0, swapped), (1, own), (1, own)]:
+        player.answer("listen", {"signs": heard, "iteration": iteration, "mode": "mh"})
+    player.answer("kappa", {"kappa": np.array([0.25, 0.75])})
+    table = player.per_iteration()
+    # Iteration 0: its own signs, all adopted (ratio 1), then another numbering, nearly
+    # all rejected: about half of the 200 offered. Iteration 1: its own twice.
+    assert 0.5 <= table["acceptance"][0] < 0.53 and table["acceptance"][1] == 1.0
+    assert table["ari"][1] == 1.0
+    np.testing.assert_allclose(table["kappa"], [0.25, 0.75])
+    assert (player.signs == own).all()
+    assert Player.of(z, params, labels, [0, 1]).per_iteration() == {}  # it never listened
+
+
 def test_speaker_listener_pairs():
     assert naming.speaker_listener_pairs(2, "ring") == [(0, 1), (1, 0)]
     assert naming.speaker_listener_pairs(3, "ring") == [(0, 1), (1, 2), (2, 0)]
@@ -169,8 +196,20 @@ def test_each_agent_settles_on_its_adopted_signs(reference):
         prior = codec.decode(store.read(manifest.backward[vae])).payload
         np.testing.assert_allclose(prior[:, :LATENT], means[adopted], rtol=1e-5)
         assert prior.shape == (N, 2 * LATENT)
-    per_iteration = np.loadtxt(root / "module006_naming" / "acceptance.txt")
-    assert per_iteration.shape == (ITERATIONS, 2)
+    game = root / "module006_naming"
+    assert np.loadtxt(game / "acceptance.txt").shape == (ITERATIONS, 2)
+
+
+def test_each_agent_writes_its_own_game_per_iteration(reference):
+    root, _ = reference
+    game = root / "module006_naming"
+    for i, gmm in enumerate(["module001_gmm_0", "module004_gmm_1"]):
+        for score in ("acceptance", "acc", "ari"):
+            own = np.loadtxt(root / gmm / f"naming_{score}.txt")
+            np.testing.assert_allclose(own, np.loadtxt(game / f"{score}.txt")[:, i])
+        kappa = np.loadtxt(root / gmm / "naming_kappa.txt")
+        np.testing.assert_allclose(kappa, np.loadtxt(game / "kappa.txt"))
+        assert kappa.shape == (ITERATIONS,)
 
 
 def test_the_report_shows_the_game_per_round_and_per_iteration(reference):
