@@ -1,9 +1,9 @@
 """Benchmark of the naming game: final ARI of each agent and kappa, per mode and seed.
 
 Each run is the `naming_game` recipe on the tutorial digits (agent i sees them turned by
-i x 45 degrees), on an embedded Ray, in a fresh session of its own under OUT/MODE-seedS.
-Prints median [min-max] over the seeds per mode, writes the per-seed figures to JSON and
-a plot of the medians per round.
+i x 45 degrees, or half of that: `--view half`), on an embedded Ray, in a fresh session of
+its own under OUT/MODE-seedS. Prints median [min-max] over the seeds per mode, writes
+the per-seed figures to JSON and a plot of the medians per round.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def one_run(
     shutil.rmtree(root, ignore_errors=True)
     srk.init(root, num_cpus=num_cpus or naming_game.logical_cpus(settings.agents), display="off")
     try:
-        agents = naming_game.build(naming_game.agent_views(images, settings.agents), labels,
-                                   settings)  # fmt: skip
+        views = naming_game.agent_views(images, settings.agents, settings.view)
+        agents = naming_game.build(views, labels, settings)
         reports = recipes.run_rounds(agents.modules(), settings.model.rounds)
     finally:
         srk.shutdown()

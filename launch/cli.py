@@ -398,7 +398,7 @@ def run_tutorial(args: argparse.Namespace) -> None:
 
 def _game_settings(args: argparse.Namespace) -> naming_game.GameSettings:
     return naming_game.GameSettings(
-        args.agents, getattr(args, "mode", "mh"), args.topology, args.iterations,
+        args.agents, getattr(args, "mode", "mh"), args.topology, args.iterations, args.view,
         replace(_settings(args), deskew=False),
     )  # fmt: skip
 
@@ -413,6 +413,9 @@ def _add_game_flags(parser: argparse.ArgumentParser) -> None:
                         help="MH iterations of each game (one game per round)")  # fmt: skip
     parser.add_argument("--per-class", type=int, default=300,
                         help="digits of each class the agents see (500: all shipped)")  # fmt: skip
+    parser.add_argument("--view", choices=naming_game.VIEWS, default=defaults.view,
+                        help="what the agents after the first see: the turned digits, or "
+                        "only the right half of them (a harder view)")  # fmt: skip
     parser.set_defaults(vae_prior=defaults.model.vae_prior)
 
 
@@ -428,7 +431,7 @@ def run_naming(args: argparse.Namespace) -> None:
     say(f"results: {session.output_root}")
     try:
         placement = naming_game.agent_placement(settings.agents) if args.place_agents else None
-        views = naming_game.agent_views(digits.images, settings.agents)
+        views = naming_game.agent_views(digits.images, settings.agents, settings.view)
         agents = naming_game.build(views, digits.labels, settings, placement)
         if not args.resume:
             run_dir.replace_or_refuse(

@@ -3,7 +3,8 @@
 Agent i sees every digit rotated by i x 45 degrees (agent 0 as they are, agent 1 at 45
 degrees, as in the Inter-GMM+VAE code; a third at 90), learns with its own VAE and GMM,
 on its own node where the cluster has one per agent, and the agents' GMMs play the
-naming game (`actors.naming`) after each round.
+naming game (`actors.naming`) after each round. A harder view for the agents after the
+first (`view="half"`): turned, and then the left half of each image blanked.
 """
 
 from __future__ import annotations
@@ -21,26 +22,43 @@ from actors import naming
 from launch import data, plots, recipes
 
 DEGREES_PER_AGENT = 45.0
+VIEWS = ("turned", "half")  # what the agents after the first see (`agent_views`)
 
 
 @dataclass(frozen=True)
 class GameSettings:
-    """agents: how many; mode, topology, iterations: the game's (`actors.naming`).
-    model: each agent's VAE and GMM. Raw pixels (no deskewing: it would straighten the
-    rotated views too) and the class-Gaussian prior of Inter-GMM+VAE by default."""
+    """agents: how many; mode, topology, iterations: the game's (`actors.naming`);
+    view: what the agents after the first see (`VIEWS`). model: each agent's VAE and
+    GMM. Raw pixels (no deskewing: it would straighten the rotated views too) and the
+    class-Gaussian prior of Inter-GMM+VAE by default."""
 
     agents: int = 2
     mode: str = "mh"
     topology: str = "ring"
     iterations: int = 100
+    view: str = "turned"
     model: recipes.TutorialSettings = field(
         default_factory=lambda: recipes.TutorialSettings(deskew=False, vae_prior="gaussian")
     )
 
 
-def agent_views(images: np.ndarray, agents: int) -> list[np.ndarray]:
-    """What each agent sees: the digits turned by i x 45 degrees for agent i."""
-    return [data.rotated(images, i * DEGREES_PER_AGENT) for i in range(agents)]
+def agent_views(images: np.ndarray, agents: int, view: str = "turned") -> list[np.ndarray]:
+    """What each agent sees: the digits turned by i x 45 degrees for agent i; with
+    view="half", the agents after the first see only the right half of their turned
+    image (the left half blank), so they see less than the first does."""
+    if view not in VIEWS:
+        raise ValueError(f"naming game: view must be one of {VIEWS}, got {view!r}")
+    views = [data.rotated(images, i * DEGREES_PER_AGENT) for i in range(agents)]
+    if view == "half":
+        views[1:] = [right_half(turned) for turned in views[1:]]
+    return views
+
+
+def right_half(images: np.ndarray, side: int = 28) -> np.ndarray:
+    """Square images (N, side*side) with their left half set to 0 (blank)."""
+    squares = images.reshape(-1, side, side).copy()
+    squares[:, :, : side // 2] = 0.0
+    return squares.reshape(len(images), -1)
 
 
 @dataclass

@@ -81,6 +81,18 @@ def test_an_agent_tallies_its_listenings_per_iteration():
     assert Player.of(z, params, labels, [0, 1]).per_iteration() == {}  # it never listened
 
 
+def test_the_half_view_blanks_the_left_half_of_the_turned_digits(digits):
+    images = digits.images[:20]
+    first, turned = naming_game.agent_views(images, 2)
+    same, half = naming_game.agent_views(images, 2, view="half")
+    assert (same == first).all() and (first == images).all()
+    squares, whole = half.reshape(-1, 28, 28), turned.reshape(-1, 28, 28)
+    assert (squares[:, :, :14] == 0).all() and whole[:, :, :14].any()
+    assert (squares[:, :, 14:] == whole[:, :, 14:]).all()
+    with pytest.raises(ValueError, match="naming game: view must be one of"):
+        naming_game.agent_views(images, 2, view="noisy")
+
+
 def test_speaker_listener_pairs():
     assert naming.speaker_listener_pairs(2, "ring") == [(0, 1), (1, 0)]
     assert naming.speaker_listener_pairs(3, "ring") == [(0, 1), (1, 2), (2, 0)]
