@@ -149,7 +149,10 @@ def _say(args: argparse.Namespace) -> Callable[..., None]:
 def _add_cluster_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else local)")
     parser.add_argument(
-        "--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)"
+        "--num-cpus",
+        type=int,
+        help="CPUs of the embedded local Ray (default: all; for run and naming-game, at "
+        "least one per module)",
     )
     parser.add_argument(
         "--place",
@@ -453,6 +456,8 @@ def run_naming(args: argparse.Namespace) -> None:
 def run_graph_file(args: argparse.Namespace) -> None:
     model = graph.load(args.graph)  # every field and data file checked before Ray starts
     rounds = args.rounds or model.rounds
+    if args.address is None and args.num_cpus is None:
+        args.num_cpus = graph.embedded_cpus(model)
     session = _session(args, resume=args.resume)
     say = _say(args)
     say(f"graph: {model.path}: {len(model.modules)} modules, {rounds} rounds")

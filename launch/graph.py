@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,6 +259,15 @@ def _list(reader: _Reader, value: Any, where: str) -> list[Any]:
     if not isinstance(value, list) or not value:
         raise reader.fail(where, f"must be a non-empty list, got {value!r}")
     return value
+
+
+def embedded_cpus(graph: Graph) -> int:
+    """CPUs an embedded Ray declares for a run of this graph: the machine's, or one per
+    module actor (a shard each) where it has fewer cores. Every actor lives through the
+    run while the modules update one at a time, so they share the cores; a module that
+    asks for more than one (a GMM's num_threads) still gets the runtime's clear refusal."""
+    actors = sum(int(spec.params.get("shards", 1)) for spec in graph.modules)
+    return max(os.cpu_count() or 1, actors)
 
 
 def build(graph: Graph) -> tuple[dict[str, srk.Observation], dict[str, srk.Module]]:

@@ -65,6 +65,16 @@ def test_the_shipped_naming_game_graph_joins_two_views_of_the_digits():
     assert model.order == ["vae_a", "gmm_a", "vae_b", "gmm_b", "game"]
 
 
+def test_an_embedded_ray_has_a_cpu_for_every_module_actor(folder, monkeypatch):
+    model = graph.load(
+        _write(folder, GOOD.replace("    connect: [vae]", "    connect: [vae]\n    shards: 2"))
+    )
+    monkeypatch.setattr(graph.os, "cpu_count", lambda: 1)
+    assert graph.embedded_cpus(model) == 4  # vae, two gmm shards, mm
+    monkeypatch.setattr(graph.os, "cpu_count", lambda: 16)
+    assert graph.embedded_cpus(model) == 16
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
