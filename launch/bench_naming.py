@@ -1,9 +1,10 @@
 """Benchmark of the naming game: final ARI of each agent and kappa, per mode and seed.
 
-Each run is the `naming_game` recipe on the tutorial digits (agent i sees them turned by
-i x 45 degrees, or half of that: `--view half`), on an embedded Ray, in a fresh session of
-its own under OUT/MODE-seedS. Prints median [min-max] over the seeds per mode, writes
-the per-seed figures to JSON and a plot of the medians per round.
+Each run is the `naming_game` recipe on the tutorial digits (the agents' views:
+`naming_game.agent_views`), on an embedded Ray, in a fresh session of its own under
+OUT/MODE-seedS. Prints median [min-max] over the seeds per mode, writes the per-seed
+figures to JSON and a plot of the medians per round. Beside each "none" run it scores
+the agents' own posteriors pooled (`pooled_ari`): what their views hold together.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from statistics import median
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score
 
 import runtime as srk
 from launch import data, naming_game, recipes
@@ -33,7 +36,28 @@ def one_run(
         reports = recipes.run_rounds(agents.modules(), settings.model.rounds)
     finally:
         srk.shutdown()
-    return [dict(r["metrics"]) for r in reports if r["module"] == agents.game.full_name]
+    per_round = [dict(r["metrics"]) for r in reports if r["module"] == agents.game.full_name]
+    if settings.mode == "none":  # each agent's last posteriors, learned alone
+        posteriors = [np.loadtxt(root / gmm.full_name / "Pdz_learn.txt") for gmm in agents.gmms]
+        per_round[-1]["pooled_ari"] = pooled_ari(posteriors, labels)
+    return per_round
+
+
+def pooled_ari(posteriors: list[np.ndarray], labels: np.ndarray) -> float:
+    """ARI of the classes the agents' posteriors P(class | own view) (N, K) give together.
+
+    Each agent numbers its classes its own way: each is matched to agent 0's one to one
+    (a Hungarian assignment, scipy's, of the classes' expected overlaps), then the log
+    posteriors are summed, as if the views were independent given the class. Where this
+    is no better than the best agent alone, the views hold nothing for shared signs to
+    add; where it is, a game has something to find.
+    """
+    pooled = np.zeros_like(posteriors[0])
+    for posterior in posteriors:
+        overlap = posterior.T @ posteriors[0]  # (its classes, agent 0's)
+        classes, names = linear_sum_assignment(overlap, maximize=True)
+        pooled[:, names] += np.log(np.maximum(posterior[:, classes], 1e-300))
+    return float(adjusted_rand_score(labels, pooled.argmax(axis=1)))
 
 
 def cell(values: list[float]) -> str:
@@ -96,7 +120,8 @@ def run(
     print(f"\n{summary(results, settings.agents)}\n(final round; median [min-max] over seeds "
           f"{seeds}; {settings})")  # fmt: skip
     if gains := gains_over_none(results, settings.agents):  # only beside a "none" run
-        print(gains)
+        pooled = [run[-1]["pooled_ari"] for run in results["none"]]
+        print(f"none, the agents' posteriors pooled: ARI {cell(pooled)}\n{gains}")
     (out / "naming.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=1))
     medians = {
         mode: [

@@ -417,8 +417,10 @@ def _add_game_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-class", type=int, default=300,
                         help="digits of each class the agents see (500: all shipped)")  # fmt: skip
     parser.add_argument("--view", choices=naming_game.VIEWS, default=defaults.view,
-                        help="what the agents after the first see: the turned digits, or "
-                        "only the right half of them (a harder view)")  # fmt: skip
+                        help="what the agents see: the digits turned i x 45 degrees; "
+                        "half: the agents after the first only the right half of them (a "
+                        "harder view); split: agent i only the i-th vertical strip "
+                        "(complementary views)")  # fmt: skip
     parser.set_defaults(vae_prior=defaults.model.vae_prior)
 
 

@@ -3,8 +3,9 @@
 Agent i sees every digit rotated by i x 45 degrees (agent 0 as they are, agent 1 at 45
 degrees, as in the Inter-GMM+VAE code; a third at 90), learns with its own VAE and GMM,
 on its own node where the cluster has one per agent, and the agents' GMMs play the
-naming game (`actors.naming`) after each round. A harder view for the agents after the
-first (`view="half"`): turned, and then the left half of each image blanked.
+naming game (`actors.naming`) after each round. Other views (`agent_views`): "half", a
+harder view for the agents after the first (turned, then the left half blanked), and
+"split", complementary views (each agent sees its own vertical strip of the digits).
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from actors import naming
 from launch import data, plots, recipes
 
 DEGREES_PER_AGENT = 45.0
-VIEWS = ("turned", "half")  # what the agents after the first see (`agent_views`)
+VIEWS = ("turned", "half", "split")  # what the agents see (`agent_views`)
 
 
 @dataclass(frozen=True)
 class GameSettings:
     """agents: how many; mode, topology, iterations: the game's (`actors.naming`);
-    view: what the agents after the first see (`VIEWS`). model: each agent's VAE and
+    view: what the agents see (`VIEWS`). model: each agent's VAE and
     GMM. Raw pixels (no deskewing: it would straighten the rotated views too) and the
     class-Gaussian prior of Inter-GMM+VAE by default."""
 
@@ -45,9 +46,14 @@ class GameSettings:
 def agent_views(images: np.ndarray, agents: int, view: str = "turned") -> list[np.ndarray]:
     """What each agent sees: the digits turned by i x 45 degrees for agent i; with
     view="half", the agents after the first see only the right half of their turned
-    image (the left half blank), so they see less than the first does."""
+    image (the left half blank), so they see less than the first does; with
+    view="split", agent i sees only the i-th of as many vertical strips as there are
+    agents (two agents: the left half and the right half), so no agent sees it all and
+    each sees what the others do not."""
     if view not in VIEWS:
         raise ValueError(f"naming game: view must be one of {VIEWS}, got {view!r}")
+    if view == "split":
+        return [vertical_strip(images, i, agents) for i in range(agents)]
     views = [data.rotated(images, i * DEGREES_PER_AGENT) for i in range(agents)]
     if view == "half":
         views[1:] = [right_half(turned) for turned in views[1:]]
@@ -58,6 +64,15 @@ def right_half(images: np.ndarray, side: int = 28) -> np.ndarray:
     """Square images (N, side*side) with their left half set to 0 (blank)."""
     squares = images.reshape(-1, side, side).copy()
     squares[:, :, : side // 2] = 0.0
+    return squares.reshape(len(images), -1)
+
+
+def vertical_strip(images: np.ndarray, strip: int, strips: int, side: int = 28) -> np.ndarray:
+    """Square images (N, side*side) blank but for their strip-th of `strips` equal
+    vertical strips, counted from the left."""
+    squares = np.zeros_like(images).reshape(-1, side, side)
+    columns = slice(strip * side // strips, (strip + 1) * side // strips)
+    squares[:, :, columns] = images.reshape(-1, side, side)[:, :, columns]
     return squares.reshape(len(images), -1)
 
 

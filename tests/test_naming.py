@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import adjusted_rand_score
 
 import runtime as srk
 from actors import naming
@@ -91,6 +92,31 @@ def test_the_half_view_blanks_the_left_half_of_the_turned_digits(digits):
     assert (squares[:, :, 14:] == whole[:, :, 14:]).all()
     with pytest.raises(ValueError, match="naming game: view must be one of"):
         naming_game.agent_views(images, 2, view="noisy")
+
+
+def test_the_split_view_gives_each_agent_its_own_strip(digits):
+    images = digits.images[:20]
+    left, right = (v.reshape(-1, 28, 28) for v in naming_game.agent_views(images, 2, "split"))
+    squares = images.reshape(-1, 28, 28)
+    assert (left[:, :, :14] == squares[:, :, :14]).all() and (left[:, :, 14:] == 0).all()
+    assert (right[:, :, 14:] == squares[:, :, 14:]).all() and (right[:, :, :14] == 0).all()
+    thirds = naming_game.agent_views(images, 3, "split")
+    np.testing.assert_array_equal(sum(thirds), images)  # the strips tile every image
+
+
+def test_pooled_posteriors_match_the_agents_numberings_and_add_their_evidence():
+    """Two agents that number the classes differently, each unsure of a quarter of the
+    elements, not the same quarter, and leaning wrong there: pooled, every one is right."""
+    labels = np.repeat([0, 1, 2], 4)
+    sure = np.eye(3)[labels] * 0.9 + 0.1 / 3
+    unsure = np.full((12, 3), 1 / 3) + np.eye(3)[(labels + 1) % 3] * 0.05  # a wrong lean
+    nth = np.arange(12) % 4  # each element's place within its class
+    a = np.where((nth == 3)[:, None], unsure, sure)
+    b = np.where((nth == 2)[:, None], unsure, sure)[:, [2, 0, 1]]  # its own numbering
+    for alone in (a, b):
+        assert adjusted_rand_score(labels, alone.argmax(axis=1)) < 0.6
+    assert bench_naming.pooled_ari([a, b], labels) == 1.0
+    assert bench_naming.pooled_ari([a, a], labels) == adjusted_rand_score(labels, a.argmax(1))
 
 
 def test_speaker_listener_pairs():
