@@ -119,9 +119,11 @@ def run(
             ), flush=True)  # fmt: skip
     print(f"\n{summary(results, settings.agents)}\n(final round; median [min-max] over seeds "
           f"{seeds}; {settings})")  # fmt: skip
-    if gains := gains_over_none(results, settings.agents):  # only beside a "none" run
+    if "none" in results:
         pooled = [run[-1]["pooled_ari"] for run in results["none"]]
-        print(f"none, the agents' posteriors pooled: ARI {cell(pooled)}\n{gains}")
+        print(f"none, the agents' own posteriors pooled: ARI {cell(pooled)}")
+    if gains := gains_over_none(results, settings.agents):  # only beside a "none" run
+        print(gains)
     (out / "naming.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=1))
     medians = {
         mode: [
