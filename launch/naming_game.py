@@ -29,9 +29,9 @@ VIEWS = ("turned", "half", "split")  # what the agents see (`agent_views`)
 @dataclass(frozen=True)
 class GameSettings:
     """agents: how many; mode, topology, iterations: the game's (`actors.naming`);
-    view: what the agents see (`VIEWS`). model: each agent's VAE and
-    GMM. Raw pixels (no deskewing: it would straighten the rotated views too) and the
-    class-Gaussian prior of Inter-GMM+VAE by default."""
+    view: what the agents see (`VIEWS`). model: each agent's VAE and GMM. Raw pixels
+    (no deskewing: it would straighten the rotated views too) and the class-Gaussian
+    prior of Inter-GMM+VAE by default."""
 
     agents: int = 2
     mode: str = "mh"
@@ -56,15 +56,8 @@ def agent_views(images: np.ndarray, agents: int, view: str = "turned") -> list[n
         return [vertical_strip(images, i, agents) for i in range(agents)]
     views = [data.rotated(images, i * DEGREES_PER_AGENT) for i in range(agents)]
     if view == "half":
-        views[1:] = [right_half(turned) for turned in views[1:]]
+        views[1:] = [vertical_strip(turned, 1, 2) for turned in views[1:]]  # the right half
     return views
-
-
-def right_half(images: np.ndarray, side: int = 28) -> np.ndarray:
-    """Square images (N, side*side) with their left half set to 0 (blank)."""
-    squares = images.reshape(-1, side, side).copy()
-    squares[:, :, : side // 2] = 0.0
-    return squares.reshape(len(images), -1)
 
 
 def vertical_strip(images: np.ndarray, strip: int, strips: int, side: int = 28) -> np.ndarray:
