@@ -31,7 +31,7 @@ def one_run(
     shutil.rmtree(root, ignore_errors=True)
     srk.init(root, num_cpus=num_cpus or naming_game.logical_cpus(settings.agents), display="off")
     try:
-        views = naming_game.agent_views(images, settings.agents, settings.view)
+        views = naming_game.agent_views(images, settings.agents, settings.view, settings.overlap)
         agents = naming_game.build(views, labels, settings)
         reports = recipes.run_rounds(agents.modules(), settings.model.rounds)
     finally:

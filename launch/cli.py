@@ -400,9 +400,13 @@ def run_tutorial(args: argparse.Namespace) -> None:
 
 
 def _game_settings(args: argparse.Namespace) -> naming_game.GameSettings:
+    try:  # before Ray starts
+        naming_game.check_view(args.view, args.overlap)
+    except ValueError as exc:
+        raise srk.SerketError(str(exc)) from None
     return naming_game.GameSettings(
         args.agents, getattr(args, "mode", "mh"), args.topology, args.iterations, args.view,
-        replace(_settings(args), deskew=False),
+        args.overlap, replace(_settings(args), deskew=False),
     )  # fmt: skip
 
 
@@ -421,6 +425,9 @@ def _add_game_flags(parser: argparse.ArgumentParser) -> None:
                         "half: the agents after the first only the right half of them (a "
                         "harder view); split: agent i only the i-th vertical strip "
                         "(complementary views)")  # fmt: skip
+    parser.add_argument("--overlap", type=int, default=defaults.overlap,
+                        help="with --view split: columns each agent's strip reaches into "
+                        "its neighbours' (default 0)")  # fmt: skip
     parser.set_defaults(vae_prior=defaults.model.vae_prior)
 
 
@@ -436,7 +443,9 @@ def run_naming(args: argparse.Namespace) -> None:
     say(f"results: {session.output_root}")
     try:
         placement = naming_game.agent_placement(settings.agents) if args.place_agents else None
-        views = naming_game.agent_views(digits.images, settings.agents, settings.view)
+        views = naming_game.agent_views(
+            digits.images, settings.agents, settings.view, settings.overlap
+        )
         agents = naming_game.build(views, digits.labels, settings, placement)
         if not args.resume:
             run_dir.replace_or_refuse(

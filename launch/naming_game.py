@@ -29,7 +29,8 @@ VIEWS = ("turned", "half", "split")  # what the agents see (`agent_views`)
 @dataclass(frozen=True)
 class GameSettings:
     """agents: how many; mode, topology, iterations: the game's (`actors.naming`);
-    view: what the agents see (`VIEWS`). model: each agent's VAE and GMM. Raw pixels
+    view: what the agents see (`VIEWS`); overlap: with the split view, the columns
+    each agent's strip reaches into its neighbours'. model: each agent's VAE and GMM. Raw pixels
     (no deskewing: it would straighten the rotated views too) and the class-Gaussian
     prior of Inter-GMM+VAE by default."""
 
@@ -38,33 +39,50 @@ class GameSettings:
     topology: str = "ring"
     iterations: int = 100
     view: str = "turned"
+    overlap: int = 0
     model: recipes.TutorialSettings = field(
         default_factory=lambda: recipes.TutorialSettings(deskew=False, vae_prior="gaussian")
     )
 
 
-def agent_views(images: np.ndarray, agents: int, view: str = "turned") -> list[np.ndarray]:
+def agent_views(
+    images: np.ndarray, agents: int, view: str = "turned", overlap: int = 0
+) -> list[np.ndarray]:
     """What each agent sees: the digits turned by i x 45 degrees for agent i; with
     view="half", the agents after the first see only the right half of their turned
     image (the left half blank), so they see less than the first does; with
     view="split", agent i sees only the i-th of as many vertical strips as there are
-    agents (two agents: the left half and the right half), so no agent sees it all and
-    each sees what the others do not."""
-    if view not in VIEWS:
-        raise ValueError(f"naming game: view must be one of {VIEWS}, got {view!r}")
+    agents (two agents: the left half and the right half), widened by `overlap` columns
+    into its neighbours' strips, so no agent sees it all and each sees what the others
+    do not."""
+    check_view(view, overlap)
     if view == "split":
-        return [vertical_strip(images, i, agents) for i in range(agents)]
+        return [vertical_strip(images, i, agents, overlap) for i in range(agents)]
     views = [data.rotated(images, i * DEGREES_PER_AGENT) for i in range(agents)]
     if view == "half":
         views[1:] = [vertical_strip(turned, 1, 2) for turned in views[1:]]  # the right half
     return views
 
 
-def vertical_strip(images: np.ndarray, strip: int, strips: int, side: int = 28) -> np.ndarray:
+def check_view(view: str, overlap: int = 0) -> None:
+    """A ValueError naming the problem unless `agent_views` can make this view."""
+    if view not in VIEWS:
+        raise ValueError(f"naming game: view must be one of {VIEWS}, got {view!r}")
+    if overlap < 0 or (overlap and view != "split"):
+        raise ValueError(
+            f"naming game: overlap is a number of columns >= 0 for the split view, got "
+            f"{overlap} with the {view} view"
+        )
+
+
+def vertical_strip(
+    images: np.ndarray, strip: int, strips: int, overlap: int = 0, side: int = 28
+) -> np.ndarray:
     """Square images (N, side*side) blank but for their strip-th of `strips` equal
-    vertical strips, counted from the left."""
+    vertical strips, counted from the left, widened by `overlap` columns each side."""
     squares = np.zeros_like(images).reshape(-1, side, side)
-    columns = slice(strip * side // strips, (strip + 1) * side // strips)
+    first, last = strip * side // strips, (strip + 1) * side // strips
+    columns = slice(max(first - overlap, 0), min(last + overlap, side))
     squares[:, :, columns] = images.reshape(-1, side, side)[:, :, columns]
     return squares.reshape(len(images), -1)
 
