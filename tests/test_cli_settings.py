@@ -91,3 +91,13 @@ def test_keep_rounds_is_recorded_and_read_back_on_resume(tmp_path):
     del recorded["keep_rounds"]  # run.json of a version before the flag: every round kept
     (tmp_path / run_dir.RUN_FILE).write_text(json.dumps(recorded))
     assert resumed().keep_rounds is None
+
+
+def test_a_naming_view_it_cannot_make_is_refused_before_ray_starts(tmp_path, capsys):
+    out = tmp_path / "game"
+    assert cli.main(["naming-game", "--overlap", "2", "--out", str(out)]) == 2
+    assert "overlap is a number of columns >= 0 for the split view" in capsys.readouterr().err
+    assert not out.exists()  # nothing started, nothing written
+    parser = cli.build_parser()
+    flags = ["bench-naming", "--view", "split", "--overlap", "3"]
+    assert cli._game_settings(parser.parse_args(flags)).overlap == 3

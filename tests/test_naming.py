@@ -102,6 +102,12 @@ def test_the_split_view_gives_each_agent_its_own_strip(digits):
     assert (right[:, :, 14:] == squares[:, :, 14:]).all() and (right[:, :, :14] == 0).all()
     thirds = naming_game.agent_views(images, 3, "split")
     np.testing.assert_array_equal(sum(thirds), images)  # the strips tile every image
+    left, right = (v.reshape(-1, 28, 28) for v in naming_game.agent_views(images, 2, "split", 3))
+    assert (left[:, :, :17] == squares[:, :, :17]).all() and (left[:, :, 17:] == 0).all()
+    assert (right[:, :, 11:] == squares[:, :, 11:]).all() and (right[:, :, :11] == 0).all()
+    for view, overlap in [("turned", 3), ("split", -1)]:
+        with pytest.raises(ValueError, match="overlap is a number of columns >= 0"):
+            naming_game.agent_views(images, 2, view, overlap)
 
 
 def test_pooled_posteriors_match_the_agents_numberings_and_add_their_evidence():
