@@ -5,7 +5,8 @@ degrees, as in the Inter-GMM+VAE code; a third at 90), learns with its own VAE a
 on its own node where the cluster has one per agent, and the agents' GMMs play the
 naming game (`actors.naming`) after each round. Other views (`agent_views`): "half", a
 harder view for the agents after the first (turned, then the left half blanked), and
-"split", complementary views (each agent sees its own vertical strip of the digits).
+"split", complementary views (each agent sees its own vertical strip of the digits,
+widened by `overlap` columns into its neighbours').
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ VIEWS = ("turned", "half", "split")  # what the agents see (`agent_views`)
 class GameSettings:
     """agents: how many; mode, topology, iterations: the game's (`actors.naming`);
     view: what the agents see (`VIEWS`); overlap: with the split view, the columns
-    each agent's strip reaches into its neighbours'. model: each agent's VAE and GMM. Raw pixels
-    (no deskewing: it would straighten the rotated views too) and the class-Gaussian
-    prior of Inter-GMM+VAE by default."""
+    each agent's strip reaches into its neighbours'. model: each agent's VAE and GMM.
+    Raw pixels (no deskewing: it would straighten the rotated views too) and the
+    class-Gaussian prior of Inter-GMM+VAE by default."""
 
     agents: int = 2
     mode: str = "mh"
